@@ -1,0 +1,258 @@
+"""Entropy models shared by the I- and P-frame codecs (S2VC_ARCHITECTURE.md §2.5, §2.6).
+
+* `FSQ`: the I-frame hyper-latent quantiser (finite scalar quantisation, no parameters).
+* `BitEstimator`: the factorized density of the P-frame hyper-latent z (`bit_estimator_z.f1.h`, ...).
+* `ScaleTable`: the log-uniform Gaussian scale tables; coded stds are always table values.
+* Gaussian likelihood of integer symbols, quantisation helpers, rate-index helpers and the prior masks.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SYMBOL_MIN, SYMBOL_MAX = -128, 127  # support of every coded symbol
+LIKELIHOOD_FLOOR = 1e-9
+QUANT_MODES = ("noise", "ste", "round")
+
+
+# --------------------------------------------------------------------------------------------- quantisation
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+def quantize(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """'noise': additive U(-1/2, 1/2) (training proxy); 'ste': straight-through round; 'round': plain round."""
+    if mode == "noise":
+        return x + torch.empty_like(x).uniform_(-0.5, 0.5)
+    if mode == "ste":
+        return round_ste(x)
+    if mode == "round":
+        return torch.round(x)
+    raise ValueError(f"unknown quantisation mode {mode!r}; choose one of {', '.join(QUANT_MODES)}")
+
+
+def clamp_symbols(q: torch.Tensor) -> torch.Tensor:
+    return q.clamp(SYMBOL_MIN, SYMBOL_MAX)
+
+
+# --------------------------------------------------------------------------------------------- likelihoods
+def gaussian_likelihood(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """P(q) of a zero-mean Gaussian with `std` integrated over [q-1/2, q+1/2], floored at 1e-9.
+
+    Evaluated on |q| (the lower tail) for numerical accuracy far from the mean.
+    """
+    a = q.abs()
+    upper = torch.special.ndtr((0.5 - a) / std)
+    lower = torch.special.ndtr((-0.5 - a) / std)
+    return (upper - lower).clamp_min(LIKELIHOOD_FLOOR)
+
+
+def likelihood_bits(likelihood: torch.Tensor) -> torch.Tensor:
+    """-log2 of the likelihoods summed over all but the batch dimension -> [B]."""
+    return -torch.log2(likelihood).flatten(1).sum(dim=1)
+
+
+# --------------------------------------------------------------------------------------------- rate index
+def rate_tensor(rate: int | torch.Tensor, batch: int, num_rates: int, device: torch.device) -> torch.Tensor:
+    """Validate a rate index (int or LongTensor [B]) and return it as a LongTensor [batch]."""
+    if isinstance(rate, torch.Tensor):
+        if rate.dim() == 0:
+            rate = rate.reshape(1)
+        if rate.dim() != 1 or rate.shape[0] not in (1, batch) or rate.dtype.is_floating_point:
+            raise ValueError(f"rate must be an int or an integer tensor of shape [{batch}], got {tuple(rate.shape)}")
+        r = rate.to(device=device, dtype=torch.long).expand(batch)
+    else:
+        r = torch.full((batch,), int(rate), dtype=torch.long, device=device)
+    if r.numel() and (int(r.min()) < 0 or int(r.max()) >= num_rates):
+        raise ValueError(f"rate index out of range: got {r.tolist()}, the model has {num_rates} rate point(s)")
+    return r
+
+
+def initial_rate_gains(num_rates: int, channels: int) -> torch.Tensor:
+    """Per-rate gains [R, C, 1, 1], log-spaced over 8x: rate 0 is the coarsest (smallest gain)."""
+    exponents = torch.linspace(-1.5, 1.5, num_rates) if num_rates > 1 else torch.zeros(1)
+    return (2.0**exponents).reshape(num_rates, 1, 1, 1).repeat(1, channels, 1, 1)
+
+
+# --------------------------------------------------------------------------------------------- FSQ
+class FSQ(nn.Module):
+    """Finite scalar quantisation over dim 1: tanh bounding, round, code = q / (L // 2).
+
+    For the official levels [4]*7 the code lies in {-1, -0.5, 0, 0.5} and the index is sum_d (q_d + 2) * 4**d,
+    channel 0 least significant. Straight-through in training. Holds no parameters or persistent buffers.
+    """
+
+    def __init__(self, levels: tuple[int, ...] | list[int], eps: float = 1e-3):
+        super().__init__()
+        if not levels or any(level < 2 for level in levels):
+            raise ValueError(f"FSQ levels must all be >= 2, got {levels}")
+        self.levels = tuple(int(level) for level in levels)
+        self.eps = eps
+        self.codebook_size = math.prod(self.levels)
+        self.bits = math.ceil(math.log2(self.codebook_size))
+        basis = [math.prod(self.levels[:d]) for d in range(len(self.levels))]
+        self.register_buffer("_basis", torch.tensor(basis, dtype=torch.long), persistent=False)
+        self.register_buffer("_levels", torch.tensor(self.levels, dtype=torch.long), persistent=False)
+
+    @property
+    def dim(self) -> int:
+        return len(self.levels)
+
+    def _per_channel(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        return t.reshape(1, -1, *([1] * (ndim - 2)))
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        levels = self._per_channel(self._levels, z.dim()).float()
+        half_l = (levels - 1) * (1 + self.eps) / 2
+        offset = torch.where(levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half_l)
+        return torch.tanh(z + shift) * half_l - offset
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z [B, D, ...] -> (codes [B, D, ...] in z's dtype, indices [B, ...] long)."""
+        if z.shape[1] != self.dim:
+            raise ValueError(f"FSQ expects {self.dim} channels, got {z.shape[1]}")
+        with torch.autocast(z.device.type, enabled=False):
+            bounded = self.bound(z.float())
+            q = round_ste(bounded) if self.training else torch.round(bounded)
+            half_width = self._per_channel(self._levels, z.dim()) // 2
+            codes = q / half_width
+        return codes.to(z.dtype), self.codes_to_indices(codes.detach())
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        half_width = self._per_channel(self._levels, codes.dim()) // 2
+        digits = torch.round(codes.float() * half_width + half_width).long()
+        return (digits * self._per_channel(self._basis, codes.dim())).sum(dim=1)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices [B, ...] -> codes [B, D, ...] (float32)."""
+        if int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size:
+            raise ValueError(f"FSQ index out of range [0, {self.codebook_size})")
+        shape_ndim = indices.dim() + 1
+        digits = (indices.unsqueeze(1) // self._per_channel(self._basis, shape_ndim)) % self._per_channel(
+            self._levels, shape_ndim
+        )
+        half_width = self._per_channel(self._levels, shape_ndim) // 2
+        return (digits - half_width).float() / half_width
+
+
+# --------------------------------------------------------------------------------------------- factorized z model
+class BitParm(nn.Module):
+    """One layer of the factorized density: x * softplus(h) + b, then (unless final) x + tanh(x) * tanh(a)."""
+
+    def __init__(self, channels: int, qp_num: int, final: bool = False):
+        super().__init__()
+        self.final = final
+        self.h = nn.Parameter(torch.empty(qp_num, channels, 1, 1).normal_(0, 0.01))
+        self.b = nn.Parameter(torch.empty(qp_num, channels, 1, 1).normal_(0, 0.01))
+        self.a = None if final else nn.Parameter(torch.empty(qp_num, channels, 1, 1).normal_(0, 0.01))
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        x = x * F.softplus(self.h[index]) + self.b[index]
+        if self.final:
+            return x
+        return x + torch.tanh(x) * torch.tanh(self.a[index])
+
+
+class BitEstimator(nn.Module):
+    """Factorized CDF per channel (and per rate point, `qp_num` of them); keys f1..f4 . h/b/a [qp_num, C, 1, 1]."""
+
+    def __init__(self, channels: int, qp_num: int = 1):
+        super().__init__()
+        self.channels = channels
+        self.qp_num = qp_num
+        self.f1 = BitParm(channels, qp_num)
+        self.f2 = BitParm(channels, qp_num)
+        self.f3 = BitParm(channels, qp_num)
+        self.f4 = BitParm(channels, qp_num, final=True)
+
+    def cdf(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """CDF at x [B, C, ...] for rate indices `index` [B]."""
+        for layer in (self.f1, self.f2, self.f3, self.f4):
+            x = layer(x, index)
+        return torch.sigmoid(x)
+
+    def likelihood(self, q: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """P(q) = CDF(q + 1/2) - CDF(q - 1/2), floored at 1e-9."""
+        return (self.cdf(q + 0.5, index) - self.cdf(q - 0.5, index)).clamp_min(LIKELIHOOD_FLOOR)
+
+    def pmf_table(self, index: torch.Tensor) -> torch.Tensor:
+        """pmfs over the integer support [-128, 127] -> [B, C, 256] (rows sum to 1; tails go to the end bins)."""
+        edges = torch.arange(SYMBOL_MIN - 0.5, SYMBOL_MAX + 1.0, 1.0, device=self.f1.h.device)
+        x = edges.reshape(1, 1, -1, 1).expand(index.shape[0], self.channels, -1, 1)
+        cdf = self.cdf(x, index).squeeze(-1)
+        cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf[..., 1:-1], torch.ones_like(cdf[..., :1])], dim=-1)
+        return (cdf[..., 1:] - cdf[..., :-1]).clamp_min(0)
+
+
+# --------------------------------------------------------------------------------------------- Gaussian scale table
+class ScaleTable(nn.Module):
+    """Log-uniform std table; index(s) = floor((ln clamp(s) - ln min) * (L - 1) / (ln max - ln min)) (truncation)."""
+
+    def __init__(self, min_scale: float, max_scale: float, levels: int):
+        super().__init__()
+        self.min_scale, self.max_scale, self.levels = min_scale, max_scale, levels
+        self._log_min = math.log(min_scale)
+        self._step = (levels - 1) / (math.log(max_scale) - self._log_min)
+        values = torch.exp(torch.linspace(math.log(min_scale), math.log(max_scale), levels, dtype=torch.float64))
+        self.register_buffer("values", values.float(), persistent=False)
+
+    def index(self, scales: torch.Tensor) -> torch.Tensor:
+        s = scales.float().clamp(self.min_scale, self.max_scale)
+        idx = torch.floor((torch.log(s) - self._log_min) * self._step).long()
+        return idx.clamp(0, self.levels - 1)
+
+    def quantize(self, scales: torch.Tensor) -> torch.Tensor:
+        """Table value of each scale, straight-through to the unquantised scale for gradients."""
+        q = self.values[self.index(scales)].to(scales.dtype)
+        return scales + (q - scales).detach() if scales.requires_grad else q
+
+
+def video_scale_table() -> ScaleTable:
+    """P-frame table: 128 levels from 0.11 to 16."""
+    return ScaleTable(0.11, 16.0, 128)
+
+
+def image_scale_table() -> ScaleTable:
+    """I-frame table: 256 levels from 0.11 to 64."""
+    return ScaleTable(0.11, 64.0, 256)
+
+
+# --------------------------------------------------------------------------------------------- prior masks
+# Phase (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right) used by each channel group at each step.
+FOUR_PART_PHASES = ((0, 1, 2, 3), (3, 2, 1, 0), (2, 3, 0, 1), (1, 0, 3, 2))
+
+
+def four_part_masks(
+    channels: int, height: int, width: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> list[torch.Tensor]:
+    """Four masks [1, C, H, W] of the I-frame prior; each step codes one 2x2 phase per group of C/4 channels."""
+    if channels % 4 or height % 2 or width % 2:
+        raise ValueError(f"four-part prior needs C % 4 == 0 and even H, W; got C={channels}, {height}x{width}")
+    group = channels // 4
+    masks = []
+    for phases in FOUR_PART_PHASES:
+        m = torch.zeros(1, channels, 2, 2, device=device, dtype=dtype)
+        for g, phase in enumerate(phases):
+            m[:, g * group : (g + 1) * group, phase // 2, phase % 2] = 1
+        masks.append(m.repeat(1, 1, height // 2, width // 2))
+    return masks
+
+
+def checkerboard_masks(
+    channels: int, height: int, width: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> list[torch.Tensor]:
+    """Two masks [1, C, H, W] of the P-frame dual prior: step 0 = P0 on channels [0, C/2), P1 on the rest."""
+    if channels % 2:
+        raise ValueError(f"dual prior needs an even channel count, got {channels}")
+    rows = torch.arange(height, device=device).reshape(-1, 1)
+    cols = torch.arange(width, device=device).reshape(1, -1)
+    p0 = ((rows + cols) % 2 == 0).to(dtype)
+    p1 = 1 - p0
+    half = channels // 2
+    step0 = torch.cat([p0.expand(half, -1, -1), p1.expand(half, -1, -1)]).unsqueeze(0)
+    return [step0, 1 - step0]
