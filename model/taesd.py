@@ -1,0 +1,137 @@
+"""Tiny autoencoder whose layout fits the TAEF2 (FLUX.2 tiny autoencoder, MIT) encoder/decoder state dicts.
+
+Both halves are flat `nn.Sequential`s so that their indices are the keys of `taef2_encoder.pth` and
+`taef2_decoder.pth`. Images are in [0, 1] on this module's side; `model.vae.LatentVAE` maps from [-1, 1].
+Encoder: conv, 1 block, then three stages of (stride-2 conv, `blocks` blocks) -> 8x down; the last stage's blocks
+carry the mid-block GroupNorm branch. Decoder: the mirror image with nearest 2x upsampling, the first stage's
+blocks carrying the GroupNorm branch and the last stage holding a single block.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+TAEF2_ENV = "S2VC_TAEF2_DIR"
+DEFAULT_TAEF2_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "weights" / "taef2_flux2_tiny_autoencoder"
+ENCODER_FILE = "taef2_encoder.pth"
+DECODER_FILE = "taef2_decoder.pth"
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
+
+
+class SoftClamp(nn.Module):
+    """Smoothly limits latents to (-3, 3): 3 * tanh(x / 3)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x / 3) * 3
+
+
+class TinyBlock(nn.Module):
+    """Three 3x3 convs with ReLUs plus identity, ReLU after the sum.
+
+    With `mid_gn`, a GroupNorm branch (`pool`: 1x1 to 4x width, GroupNorm(4), ReLU, 1x1 back, no biases) is first
+    added to the input: x <- x + pool(x).
+    """
+
+    def __init__(self, channels: int, mid_gn: bool = False):
+        super().__init__()
+        self.conv = nn.Sequential(
+            conv3x3(channels, channels), nn.ReLU(), conv3x3(channels, channels), nn.ReLU(), conv3x3(channels, channels)
+        )
+        wide = 4 * channels
+        self.pool = (
+            nn.Sequential(
+                nn.Conv2d(channels, wide, 1, bias=False),
+                nn.GroupNorm(4, wide),
+                nn.ReLU(),
+                nn.Conv2d(wide, channels, 1, bias=False),
+            )
+            if mid_gn
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            x = x + self.pool(x)
+        return torch.relu(self.conv(x) + x)
+
+
+class TinyEncoder(nn.Sequential):
+    """[0, 1] image -> latent at 1/8 resolution."""
+
+    def __init__(self, latent_channels: int = 32, width: int = 64, blocks: int = 3, mid_gn: bool = True):
+        layers: list[nn.Module] = [conv3x3(3, width), TinyBlock(width)]
+        for stage in range(3):
+            layers.append(conv3x3(width, width, stride=2, bias=False))
+            layers += [TinyBlock(width, mid_gn=mid_gn and stage == 2) for _ in range(blocks)]
+        layers.append(conv3x3(width, latent_channels))
+        super().__init__(*layers)
+
+
+class TinyDecoder(nn.Sequential):
+    """Latent -> [0, 1] image (not clamped) at 8x resolution."""
+
+    def __init__(self, latent_channels: int = 32, width: int = 64, blocks: int = 3, mid_gn: bool = True):
+        layers: list[nn.Module] = [SoftClamp(), conv3x3(latent_channels, width), nn.ReLU()]
+        layers += [TinyBlock(width, mid_gn=mid_gn) for _ in range(blocks)]
+        for stage in range(3):
+            layers += [nn.Upsample(scale_factor=2), conv3x3(width, width, bias=False)]
+            layers += [TinyBlock(width) for _ in range(blocks if stage < 2 else 1)]
+        layers.append(conv3x3(width, 3))
+        super().__init__(*layers)
+
+
+class TinyAutoencoder(nn.Module):
+    """TAEF2-layout encoder + decoder; `encode`/`decode` work on [0, 1] images and unscaled latents."""
+
+    def __init__(self, latent_channels: int = 32, width: int = 64, blocks: int = 3, mid_gn: bool = True):
+        super().__init__()
+        self.encoder = TinyEncoder(latent_channels, width, blocks, mid_gn)
+        self.decoder = TinyDecoder(latent_channels, width, blocks, mid_gn)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+
+def taef2_dir(path: str | Path | None = None) -> Path:
+    """Weights folder: explicit argument, else env var S2VC_TAEF2_DIR, else ../shared/... next to the repo."""
+    return Path(path or os.environ.get(TAEF2_ENV) or DEFAULT_TAEF2_DIR)
+
+
+def _load_strict(module: nn.Module, file: Path) -> None:
+    if not file.is_file():
+        raise FileNotFoundError(f"TAEF2 weights not found: {file} (set {TAEF2_ENV} to the folder holding them)")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                   if k in state and state[k].shape != v.shape)
+    if missing or unexpected or wrong:
+        raise RuntimeError(
+            f"{file} does not fit {type(module).__name__}: missing {missing}, unexpected {unexpected}, "
+            f"shape mismatches (file vs model) {wrong}"
+        )
+    module.load_state_dict({k: v.float() for k, v in state.items()})
+
+
+def load_taef2_weights(model: TinyAutoencoder, path: str | Path | None = None) -> None:
+    """Load taef2_encoder.pth / taef2_decoder.pth (fp16 files -> fp32) strictly into `model`."""
+    folder = taef2_dir(path)
+    _load_strict(model.encoder, folder / ENCODER_FILE)
+    _load_strict(model.decoder, folder / DECODER_FILE)
+
+
+def load_taef2(path: str | Path | None = None) -> TinyAutoencoder:
+    """A TinyAutoencoder in the TAEF2 shape (32 latent channels, width 64, 3 blocks) with the TAEF2 weights."""
+    model = TinyAutoencoder(32, 64, 3, mid_gn=True)
+    load_taef2_weights(model, path)
+    return model.eval()
