@@ -56,7 +56,25 @@ def likelihood_bits(likelihood: torch.Tensor) -> torch.Tensor:
     return -torch.log2(likelihood).flatten(1).sum(dim=1)
 
 
-# --------------------------------------------------------------------------------------------- rate index
+# --------------------------------------------------------------------------------------------- inputs and rate index
+def check_frame(x: torch.Tensor, multiple: int) -> tuple[int, int]:
+    """Validate a padded frame [B, 3, Hp, Wp]; return (Hp, Wp)."""
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected a frame of shape [B, 3, Hp, Wp], got {tuple(x.shape)}")
+    check_size(x.shape[-2], x.shape[-1], multiple)
+    return x.shape[-2], x.shape[-1]
+
+
+def check_size(hp: int, wp: int, multiple: int) -> None:
+    if hp <= 0 or wp <= 0 or hp % multiple or wp % multiple:
+        raise ValueError(f"frame size {hp}x{wp} must be a positive multiple of {multiple}; pad it first")
+
+
+def batch_of(rate: int | torch.Tensor) -> int:
+    """Batch size a decoder infers from its rate argument: 1 for an int, len(rate) for a 1-D tensor."""
+    return int(rate.numel()) if isinstance(rate, torch.Tensor) else 1
+
+
 def rate_tensor(rate: int | torch.Tensor, batch: int, num_rates: int, device: torch.device) -> torch.Tensor:
     """Validate a rate index (int or LongTensor [B]) and return it as a LongTensor [batch]."""
     if isinstance(rate, torch.Tensor):

@@ -19,6 +19,9 @@ from model.compat import patch_torchvision
 from model.config import S2VCConfig
 from model.entropy_models import (
     FSQ,
+    batch_of,
+    check_frame,
+    check_size,
     clamp_symbols,
     four_part_masks,
     gaussian_likelihood,
@@ -33,26 +36,6 @@ from model.layers import AttnBlock, DepthConvBlock4, ResidualBlockUpsample, Resn
 patch_torchvision()
 
 from diffusers import UNet2DModel  # noqa: E402
-
-PRIOR_STEPS = 4
-
-
-def check_frame(x: torch.Tensor, multiple: int) -> tuple[int, int]:
-    """Validate a padded frame [B, 3, Hp, Wp]; return (Hp, Wp)."""
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected a frame of shape [B, 3, Hp, Wp], got {tuple(x.shape)}")
-    check_size(x.shape[-2], x.shape[-1], multiple)
-    return x.shape[-2], x.shape[-1]
-
-
-def check_size(hp: int, wp: int, multiple: int) -> None:
-    if hp <= 0 or wp <= 0 or hp % multiple or wp % multiple:
-        raise ValueError(f"frame size {hp}x{wp} must be a positive multiple of {multiple}; pad it first")
-
-
-def batch_of(rate: int | torch.Tensor) -> int:
-    """Batch size a decoder infers from its rate argument: 1 for an int, len(rate) for a 1-D tensor."""
-    return int(rate.numel()) if isinstance(rate, torch.Tensor) else 1
 
 
 class AnalysisUNet(UNet2DModel):
