@@ -1,0 +1,310 @@
+"""Pure functions behind the page: no Gradio here, only plain data in and out (unit-tested on tiny clips).
+
+A *clip state* and a *run state* are plain dicts of numbers, strings and file paths: frames live in .npy files in the
+session folder, so the state Gradio keeps per session stays small.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app import engine, players
+from app.inputs import Clip, InputError, load_clip
+from app.model_slot import ModelSlot
+from app.settings import Limits, sample_clips
+from app.session import run_dir
+
+Progress = Callable[[float, str], None]
+ORIGINAL = "original"
+ZOOMS = (2, 4, 8)
+
+
+def _no_progress(fraction: float, desc: str) -> None:
+    """Progress sink for callers that show none."""
+
+
+# ---------------------------------------------------------------- input
+
+
+def prepare_clip(source: str, upload: str | None, sample: str | None, raw_width: float | None,
+                 raw_height: float | None, raw_fps: float | None, start: float | None, count: float | None,
+                 downscale: str, limits: Limits, session: Path) -> dict:
+    """Load and check the chosen clip; saves its frames and an original preview in the session folder."""
+    if source == "sample clip":
+        clips = sample_clips()
+        if sample not in clips:
+            raise InputError("Pick one of the sample clips.")
+        path: str | Path | None = clips[sample]
+    else:
+        path = upload
+    raw = (int(raw_width or 0), int(raw_height or 0))
+    clip = load_clip(path, limits, start=int(start or 0), count=int(count) if count else None, downscale=downscale,
+                     raw_size=raw, raw_fps=float(raw_fps or 0))
+    return save_clip(clip, session)
+
+
+def save_clip(clip: Clip, session: Path) -> dict:
+    """Store a clip's frames in the session folder and describe it as a plain dict."""
+    folder = Path(session) / "input"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = f"{time.time_ns()}"
+    frames_path = folder / f"frames-{stamp}.npy"
+    np.save(frames_path, clip.frames)
+    preview = players.write_preview(clip.frames, clip.fps, folder / f"original-{stamp}.mp4")
+    width, height = clip.size
+    return {"frames": str(frames_path), "preview": str(preview), "fps": clip.fps, "name": clip.name,
+            "width": width, "height": height, "count": len(clip.frames), "start": clip.start,
+            "notes": list(clip.notes), "description": clip.describe()}
+
+
+def load_frames(path: str) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+def parse_rates(kbps: float | None, sweep: bool, sweep_text: str | None) -> list[float]:
+    """The bitrates to run, the main one first; the sweep adds the listed ones (comma separated kbps)."""
+    if kbps is None or not np.isfinite(kbps) or kbps <= 0:
+        raise InputError("The target bitrate must be a positive number of kbps.")
+    rates = [float(kbps)]
+    if sweep:
+        for item in (sweep_text or "").replace(";", ",").split(","):
+            if not item.strip():
+                continue
+            try:
+                value = float(item)
+            except ValueError:
+                raise InputError(f"Sweep bitrates must be numbers in kbps, got {item.strip()!r}.") from None
+            if value <= 0:
+                raise InputError(f"Sweep bitrates must be positive, got {value:g}.")
+            if value not in rates:
+                rates.append(value)
+    return rates
+
+
+def bpp_text(kbps: float | None, clip: dict | None) -> str:
+    """The target as bits per pixel for the loaded clip."""
+    if not clip or not kbps or kbps <= 0:
+        return "bpp: load a clip to see it"
+    bpp = kbps * 1000 / (clip["width"] * clip["height"] * clip["fps"])
+    return f"= **{bpp:.4f} bpp** at {clip['width']}x{clip['height']} @ {clip['fps']:g} fps"
+
+
+# ---------------------------------------------------------------- run
+
+
+def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], session: Path,
+                   slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
+    """Code the clip with each codec at each rate; yields the run state after every finished codec."""
+    if not clip:
+        raise InputError("Load a clip first.")
+    if not codecs:
+        raise InputError("Tick at least one codec.")
+    out = run_dir(session, f"{time.strftime('%H%M%S')}")
+    frames = np.asarray(load_frames(clip["frames"]))
+    state: dict[str, Any] = {"dir": str(out), "records": [], "messages": [], "primary_kbps": rates[0],
+                             "conditions": test_conditions(clip, codecs, presets, slot), "done": False}
+    model = None
+    if "s2vc" in codecs:
+        progress(0.0, "loading the S2VC model (once per server)")
+        model = slot.get()
+        if model is None:
+            state["messages"].append(f"S2VC model not available: {slot.error}")
+            codecs = [c for c in codecs if c != "s2vc"]
+        state["conditions"]["model"] = slot.describe()
+    jobs = [(kbps, codec) for kbps in rates for codec in codecs]
+    for index, (kbps, codec) in enumerate(jobs):
+        name = _codec_label(codec)
+        progress(index / max(len(jobs), 1), f"{name} @ {kbps:g} kbps: encoding and decoding")
+        try:
+            result = engine.encode(codec, frames, clip["fps"], kbps, presets.get(codec, ""), out / "bitstreams",
+                                   model=model if codec == "s2vc" else None)
+        except Exception as exc:  # one failing encoder must not stop the others
+            state["messages"].append(f"{name} @ {kbps:g} kbps failed: {exc}")
+            yield state
+            continue
+        progress((index + 0.6) / len(jobs), f"{name} @ {kbps:g} kbps: metrics")
+        decoded = result.pop("decoded_frames")
+        result["per_frame"] = engine.measure(frames, decoded)
+        result["key"] = f"{result['label']} · {result['preset']} · {result['kbps']:.1f} kbps"
+        stem = Path(result["bitstream"]).stem
+        np.save(out / f"{stem}.npy", decoded)
+        result["decoded"] = str(out / f"{stem}.npy")
+        if kbps == rates[0]:
+            progress((index + 0.8) / len(jobs), f"{name} @ {kbps:g} kbps: browser preview")
+            result["preview"] = str(players.write_preview(decoded, clip["fps"], out / "previews" / f"{stem}.mp4"))
+        state["records"].append(result)
+        yield state
+    state["done"] = True
+    progress(1.0, "done")
+    yield state
+
+
+def _codec_label(name: str) -> str:
+    return next((c.label for c in engine.codec_choices() if c.name == name), name)
+
+
+def test_conditions(clip: dict, codecs: list[str], presets: dict[str, str], slot: ModelSlot) -> dict:
+    """What a results table must be read with: clip, coding structure, presets, machine."""
+    return {"clip": clip["name"], "size": f"{clip['width']}x{clip['height']}", "frames": clip["count"],
+            "start frame": clip["start"], "fps": clip["fps"], "preparation": "; ".join(clip["notes"]) or "none",
+            "input format": "8-bit RGB -> YUV 4:2:0 per encoder", "coding structure":
+            "low delay, no B-frames, one intra frame for the clip",
+            "presets": {c: presets.get(c, "") for c in codecs}, "metrics computed on": "8-bit RGB frames",
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
+
+
+# ---------------------------------------------------------------- results
+
+
+def player_records(state: dict | None) -> list[dict]:
+    """Records shown in the players: one per codec at the main bitrate."""
+    if not state:
+        return []
+    return [r for r in state["records"] if r.get("preview")]
+
+
+def results_table(state: dict | None) -> pd.DataFrame:
+    """One row per coded clip: codec, preset, target and measured rate, clip metrics, times."""
+    rows = []
+    for r in (state or {}).get("records", []):
+        row = {"codec": r["label"], "preset": r["preset"], "target kbps": r["target_kbps"],
+               "kbps": round(r["kbps"], 2), "bpp": round(r["bpp"], 5)}
+        for metric, values in r["per_frame"].items():
+            finite = [v for v in values if np.isfinite(v)]
+            row[metric] = round(float(np.mean(finite)), 4) if finite else float("inf")
+        row["encode s"] = round(r["encode_s"], 2)
+        row["decode s"] = round(r["decode_s"], 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def bd_table(state: dict | None, anchor: str = "x265") -> pd.DataFrame:
+    """BD-rates of every codec against the anchor for every metric (needs the sweep for enough points)."""
+    records = (state or {}).get("records", [])
+    if not any(r["codec"] == anchor for r in records):
+        return pd.DataFrame([{"note": f"no {anchor} results to anchor BD-rates on"}])
+    tables = [engine.bd_rates(records, anchor, metric) for metric in metrics_in(state)]
+    tables = [t for t in tables if len(t)]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame([{"note": "only one codec was run"}])
+
+
+def metrics_in(state: dict | None) -> list[str]:
+    records = (state or {}).get("records", [])
+    return list(records[0]["per_frame"]) if records else []
+
+
+def rd_figures(state: dict | None) -> dict[str, Any]:
+    """One rate-distortion(-perception) figure per measured metric."""
+    records = (state or {}).get("records", [])
+    return {metric: engine.rd_figure(records, metric) for metric in metrics_in(state)}
+
+
+def per_frame_figure(state: dict | None, metric: str | None) -> Any:
+    records = player_records(state)
+    if not records or metric not in records[0]["per_frame"]:
+        return None
+    return engine.per_frame_figure(records, metric)
+
+
+def conditions_markdown(state: dict | None) -> str:
+    if not state:
+        return ""
+    lines = [f"- **{key}**: {value}" for key, value in state["conditions"].items()]
+    for r in player_records(state):
+        lines.append(f"- **{r['label']}**: {r['encoder']} {r['version']}, preset {r['preset']}, "
+                     f"{r['rate_control']}; `{r['command']}`")
+    return "\n".join(lines)
+
+
+def comparison_choices(state: dict | None) -> list[str]:
+    return [ORIGINAL] + [r["key"] for r in player_records(state)]
+
+
+def _frames_for(choice: str, clip: dict, state: dict | None) -> np.ndarray:
+    if choice == ORIGINAL or not state:
+        return load_frames(clip["frames"])
+    for r in state["records"]:
+        if r["key"] == choice:
+            return load_frames(r["decoded"])
+    raise InputError(f"{choice} is not among the results.")
+
+
+def frame_views(clip: dict, state: dict | None, a: str, b: str, frame: int, center_x: float, center_y: float,
+                zoom: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Frame `frame` of A and B, the same zoomed crop of both, and |A-B| x4 as an image."""
+    frames_a, frames_b = _frames_for(a, clip, state), _frames_for(b, clip, state)
+    index = int(np.clip(frame, 0, len(frames_a) - 1))
+    img_a, img_b = np.asarray(frames_a[index]), np.asarray(frames_b[index])
+    crop = _crop_box(img_a.shape, center_x, center_y, int(zoom))
+    crop_a, crop_b = (_enlarge(img[crop], int(zoom)) for img in (img_a, img_b))
+    diff = np.abs(img_a.astype(np.int16) - img_b.astype(np.int16)).max(axis=2)
+    diff = np.clip(diff * 4, 0, 255).astype(np.uint8)
+    return (img_a, img_b), (crop_a, crop_b), np.repeat(diff[..., None], 3, axis=2)
+
+
+def _crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: int) -> tuple[slice, slice]:
+    height, width = shape[:2]
+    ch, cw = max(height // zoom, 8), max(width // zoom, 8)
+    top = int(np.clip(center_y * height - ch / 2, 0, height - ch))
+    left = int(np.clip(center_x * width - cw / 2, 0, width - cw))
+    return slice(top, top + ch), slice(left, left + cw)
+
+
+def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement so that coding artefacts stay visible as pixels."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def export_files(clip: dict, state: dict | None) -> dict[str, Any]:
+    """Write results.json/csv, PNG figures, decoded videos, the HTML report and a zip of everything."""
+    from app import report
+
+    if not state or not state["records"]:
+        return {"files": [], "zip": None, "report": None}
+    out = Path(state["dir"])
+    files: list[Path] = [Path(r["bitstream"]) for r in state["records"]]
+    for r in player_records(state):
+        files.append(players.write_lossless(load_frames(r["decoded"]), clip["fps"],
+                                            out / "decoded" / f"{Path(r['bitstream']).stem}.mkv"))
+    files += engine.write_results(state["records"], state["conditions"], out)
+    figures = rd_figures(state)
+    for metric, fig in figures.items():
+        files.append(engine.figure_png(fig, out / f"rd_{_slug(metric)}.png"))
+    report_path = report.write_report(clip, state, figures, results_table(state), bd_table(state),
+                                      out / "report.html")
+    files.append(report_path)
+    zip_path = out / "s2vc_studio_results.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, path.relative_to(out))
+    return {"files": [str(p) for p in files], "zip": str(zip_path), "report": str(report_path)}
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_").lower()
+
+
+def model_markdown(slot: ModelSlot) -> str:
+    """The line at the top of the page: which model, rate points, device and precision are live."""
+    info = slot.describe()
+    if slot.error:
+        return f"**S2VC model not available:** {slot.error}. The baselines still run."
+    if not slot.loaded:
+        return f"**S2VC model:** {info['checkpoint']} on {info['device']} — {info['status']}."
+    rates = info.get("rate_names") or info.get("rates") or "?"
+    parts = [f"preset **{info.get('preset', '?')}**", f"rate points {rates}", f"device **{info.get('device')}**",
+             f"precision **{info.get('precision', '?')}**"]
+    if info.get("parameters") or info.get("parameter_count"):
+        parts.append(f"{int(info.get('parameters') or info.get('parameter_count')):,} parameters")
+    return "**S2VC model live:** " + ", ".join(parts)

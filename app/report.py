@@ -1,0 +1,66 @@
+"""A self-contained HTML report for talks: conditions, tables, interactive plots and key-frame comparisons.
+
+One file, no network: plotly.js and the images are embedded.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+.frames{display:flex;flex-wrap:wrap;gap:8px}.frames figure{margin:0}.frames img{max-width:380px;image-rendering:pixelated}
+figcaption{font-size:12px;text-align:center}.plots{display:grid;grid-template-columns:1fr 1fr;gap:8px}
+"""
+
+
+def write_report(clip: dict, state: dict, figures: dict[str, Any], table: pd.DataFrame, bd: pd.DataFrame,
+                 path: Path) -> Path:
+    """Write the report for one run to `path`."""
+    from app.handlers import load_frames, player_records
+
+    records = player_records(state)
+    original = load_frames(clip["frames"])
+    parts = [f"<h1>S2VC Studio — {html.escape(clip['name'])}</h1>",
+             f"<p>{html.escape(_plain(clip['description']))}</p>",
+             "<h2>Results</h2>", table.to_html(index=False, na_rep="–"),
+             "<h2>BD-rates</h2>", bd.to_html(index=False, na_rep="–"),
+             "<h2>Rate–distortion–perception</h2><div class='plots'>"]
+    for index, fig in enumerate(figures.values()):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if index == 0 else False))
+    parts.append("</div><h2>Key frames</h2>")
+    count = len(original)
+    for frame in sorted({0, count // 2, count - 1}):
+        tiles = [_figure(original[frame], f"original, frame {frame}")]
+        tiles += [_figure(load_frames(r["decoded"])[frame], f"{r['key']}, frame {frame}") for r in records]
+        parts.append(f"<div class='frames'>{''.join(tiles)}</div>")
+    parts.append("<h2>Test conditions</h2><ul>")
+    parts += [f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in state["conditions"].items()]
+    parts += [f"<li><b>{html.escape(r['label'])}</b>: <code>{html.escape(r['command'])}</code></li>" for r in records]
+    parts.append("</ul>")
+    for message in state["messages"]:
+        parts.append(f"<p><i>{html.escape(message)}</i></p>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>S2VC Studio report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    Path(path).write_text(page, encoding="utf-8")
+    return Path(path)
+
+
+def _figure(image: np.ndarray, caption: str) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image)).save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("**", "").replace("\n- ", "; ")

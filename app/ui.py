@@ -1,0 +1,232 @@
+"""Layout and event wiring of the page; all work is done by `app.handlers`."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app import engine, handlers, players, session
+from app.inputs import DOWNSCALES, InputError
+from app.model_slot import ModelSlot
+from app.settings import CLIP_SUFFIXES, Settings, sample_clips
+
+CODEC_SLOTS = 4
+CSS = "#s2vc-players video{max-height:260px} .s2vc-error{color:#b00020}"
+
+
+def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
+    """The whole page; `launch_options()` gives what `launch` needs (head script, CSS, allowed paths)."""
+    limits, root = settings.limits, settings.temp_root
+    choices = engine.codec_choices()
+    metrics = engine.metric_names()
+    samples = list(sample_clips())
+
+    def session_of(request: gr.Request) -> Path:
+        return session.session_dir(root, request.session_hash or "anonymous")
+
+    with gr.Blocks(title="S2VC Studio", delete_cache=(600, settings.session_ttl_s)) as demo:
+        session_state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=session.remove)
+        clip_state, run_state = gr.State(None), gr.State(None)
+        gr.Markdown("# S2VC Studio\nUpload a clip, pick a target bitrate, and compare S2VC with HEVC and VVC.")
+        model_md = gr.Markdown(handlers.model_markdown(slot), elem_id="s2vc-model")
+
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("### 1. Clip")
+                source = gr.Radio(["sample clip", "upload"], value="sample clip" if samples else "upload",
+                                  label="source")
+                sample = gr.Dropdown(samples, value=samples[0] if samples else None, label="sample clip")
+                upload = gr.File(label="upload (" + ", ".join(CLIP_SUFFIXES) + ")", file_types=list(CLIP_SUFFIXES),
+                                 type="filepath", elem_id="s2vc-upload")
+                with gr.Accordion("raw yuv420p (.yuv) size and fps", open=False):
+                    with gr.Row():
+                        raw_w = gr.Number(416, label="width", precision=0)
+                        raw_h = gr.Number(240, label="height", precision=0)
+                        raw_fps = gr.Number(30, label="fps")
+                with gr.Row():
+                    start = gr.Number(0, label="start frame", precision=0, minimum=0)
+                    count = gr.Number(min(20, limits.max_frames), label="frames", precision=0, minimum=1,
+                                      maximum=limits.max_frames)
+                    downscale = gr.Dropdown(list(DOWNSCALES), value="original size", label="downscale")
+                gr.Markdown(f"Limits: {limits.describe()}.")
+                load_btn = gr.Button("Load clip")
+                clip_md = gr.Markdown(elem_id="s2vc-clip")
+            with gr.Column():
+                gr.Markdown("### 2. Run")
+                kbps = gr.Number(100, label="target bitrate (kbps)", minimum=1, elem_id="s2vc-kbps")
+                bpp_md = gr.Markdown(handlers.bpp_text(None, None))
+                sweep = gr.Checkbox(False, label="sweep: also run these bitrates (full RD curves, BD-rates)")
+                sweep_text = gr.Textbox("50, 200, 400", label="sweep bitrates (kbps)", show_label=True)
+                codec_box = gr.CheckboxGroup([(c.label, c.name) for c in choices],
+                                             value=[c.name for c in choices if c.name != "svtav1"], label="codecs",
+                                             elem_id="s2vc-codecs")
+                preset_boxes = {c.name: gr.Dropdown(list(c.presets), value=c.default_preset,
+                                                    label=f"{c.label} preset") for c in choices if c.name != "s2vc"}
+                run_btn = gr.Button("Run", variant="primary", elem_id="s2vc-run")
+                status_md = gr.Markdown(elem_id="s2vc-status")
+
+        gr.Markdown("### Players (in sync; labels give the bitrate measured on each codec's own bitstream)")
+        with gr.Row(elem_id="s2vc-players"):
+            original_video = gr.Video(label="original", interactive=False, loop=True)
+            videos = [gr.Video(visible=False, interactive=False, loop=True) for _ in range(CODEC_SLOTS)]
+        play_btn = gr.Button("Play all from the start", size="sm")
+
+        gr.Markdown("### Frame comparison")
+        with gr.Row():
+            a_box = gr.Dropdown([handlers.ORIGINAL], value=handlers.ORIGINAL, label="A (left)")
+            b_box = gr.Dropdown([handlers.ORIGINAL], value=handlers.ORIGINAL, label="B (right)")
+            frame = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="s2vc-frame")
+        with gr.Row():
+            zoom = gr.Dropdown(list(handlers.ZOOMS), value=4, label="zoom")
+            center_x = gr.Slider(0, 1, value=0.5, step=0.01, label="crop centre x")
+            center_y = gr.Slider(0, 1, value=0.5, step=0.01, label="crop centre y")
+        with gr.Row():
+            slider_full = gr.ImageSlider(label="A | B", elem_id="s2vc-slider", type="numpy")
+            slider_crop = gr.ImageSlider(label="zoomed crop A | B", type="numpy")
+            diff_image = gr.Image(label="difference |A-B| x4", interactive=False)
+
+        gr.Markdown("### Rate-distortion-perception")
+        with gr.Row(elem_id="s2vc-plots"):
+            rd_plots = {m: gr.Plot(label=m, visible=False) for m in metrics}
+        missing = engine.unavailable_metrics()
+        if missing:
+            gr.Markdown("Not measured here: " + "; ".join(f"{k} ({v})" for k, v in missing.items()))
+        per_frame_metric = gr.Dropdown(metrics, value=metrics[0] if metrics else None, label="per-frame metric")
+        per_frame_plot = gr.Plot(label="per frame")
+
+        gr.Markdown("### Results")
+        table = gr.Dataframe(label="results", interactive=False, elem_id="s2vc-table")
+        bd = gr.Dataframe(label="BD-rate against x265 (negative = fewer bits for the same quality)",
+                          interactive=False)
+        conditions_md = gr.Markdown()
+
+        gr.Markdown("### Downloads")
+        with gr.Row():
+            zip_btn = gr.DownloadButton("Everything (.zip)", interactive=False, elem_id="s2vc-zip")
+            report_btn = gr.DownloadButton("HTML report", interactive=False)
+        files = gr.File(label="result files", file_count="multiple", interactive=False)
+
+        # ------------------------------------------------------------ events
+        clip_inputs = [source, upload, sample, raw_w, raw_h, raw_fps, start, count, downscale]
+        clip_outputs = [clip_state, clip_md, original_video, bpp_md, frame]
+
+        def on_load(request: gr.Request) -> tuple[str, str]:
+            session.sweep(root, settings.session_ttl_s)
+            return str(session_of(request)), handlers.model_markdown(slot)
+
+        def on_unload(request: gr.Request) -> None:
+            session.remove(root / str(request.session_hash))
+
+        def load_model() -> str:
+            slot.get()
+            return handlers.model_markdown(slot)
+
+        def on_clip(src, up, smp, rw, rh, rfps, st, n, ds, value, request: gr.Request) -> tuple:
+            try:
+                clip = handlers.prepare_clip(src, up, smp, rw, rh, rfps, st, n, ds, limits, session_of(request))
+            except InputError as exc:
+                return None, f"<span class='s2vc-error'>⚠️ {exc}</span>", None, handlers.bpp_text(None, None), \
+                    gr.update()
+            except Exception as exc:  # anything else the decoder throws is still the input's fault here
+                return None, f"<span class='s2vc-error'>⚠️ This clip could not be read: {exc}</span>", None, \
+                    handlers.bpp_text(None, None), gr.update()
+            return clip, clip["description"], clip["preview"], handlers.bpp_text(value, clip), \
+                gr.update(maximum=clip["count"] - 1, value=0)
+
+        def on_reset() -> list:
+            return [None, "", *[gr.update(value=None, visible=False) for _ in videos], None, None, None,
+                    gr.update(interactive=False), gr.update(interactive=False), None]
+
+        def on_run(clip, value, do_sweep, text, codecs, *rest, progress=gr.Progress(),
+                   request: gr.Request = None) -> Iterator[list]:
+            presets = dict(zip(preset_boxes, rest))
+            presets["s2vc"] = "default"
+            if not clip:
+                yield [None, "⚠️ Load a valid clip first (see the message under the clip settings).",
+                       *_results_view(None, metrics)]
+                return
+            try:
+                rates = handlers.parse_rates(value, do_sweep, text)
+                stream = handlers.run_comparison(clip, rates, list(codecs), presets, session_of(request), slot,
+                                                 lambda f, d: progress(f, desc=d))
+                for state in stream:
+                    yield [state, _status(state), *_results_view(state, metrics)]
+            except InputError as exc:
+                yield [None, f"<span class='s2vc-error'>⚠️ {exc}</span>", *_results_view(None, metrics)]
+
+        def on_finish(clip, state, metric) -> list:
+            exports = handlers.export_files(clip, state) if clip else {"files": [], "zip": None, "report": None}
+            ready = bool(exports["files"])
+            choices_ab = handlers.comparison_choices(state)
+            b_value = choices_ab[1] if len(choices_ab) > 1 else handlers.ORIGINAL
+            return [gr.update(value=exports["zip"], interactive=ready),
+                    gr.update(value=exports["report"], interactive=ready), exports["files"] or None,
+                    gr.update(choices=choices_ab, value=handlers.ORIGINAL), gr.update(choices=choices_ab,
+                                                                                       value=b_value),
+                    handlers.per_frame_figure(state, metric), handlers.model_markdown(slot)]
+
+        def on_view(clip, state, a, b, index, cx, cy, z) -> tuple:
+            if not clip:
+                return None, None, None
+            try:
+                pair, crop, diff = handlers.frame_views(clip, state, a, b, int(index), cx, cy, int(z))
+            except InputError:
+                return None, None, None
+            return pair, crop, diff
+
+        demo.load(on_load, None, [session_state, model_md]).then(
+            load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
+        demo.unload(on_unload)
+        gr.on([load_btn.click, upload.upload, sample.change, source.change], on_clip, clip_inputs + [kbps],
+              clip_outputs)
+        kbps.change(handlers.bpp_text, [kbps, clip_state], bpp_md)
+        result_outputs = [*videos, a_box, b_box, *rd_plots.values(), table, bd, conditions_md]
+        view_inputs = [clip_state, run_state, a_box, b_box, frame, center_x, center_y, zoom]
+        view_outputs = [slider_full, slider_crop, diff_image]
+        run_btn.click(on_clip, clip_inputs + [kbps], clip_outputs).then(
+            on_reset, None, [run_state, status_md, *videos, slider_full, slider_crop, diff_image, zip_btn,
+                             report_btn, files]).then(
+            on_run, [clip_state, kbps, sweep, sweep_text, codec_box, *preset_boxes.values()],
+            [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
+            concurrency_id="codec").then(
+            on_finish, [clip_state, run_state, per_frame_metric],
+            [zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md]).then(
+            on_view, view_inputs, view_outputs)
+        gr.on([a_box.change, b_box.change, frame.release, zoom.change, center_x.release, center_y.release],
+              on_view, view_inputs, view_outputs, trigger_mode="always_last")
+        per_frame_metric.change(handlers.per_frame_figure, [run_state, per_frame_metric], per_frame_plot)
+        play_btn.click(None, js=players.PLAY_ALL_JS)
+    return demo
+
+
+def _status(state: dict) -> str:
+    done = "Done." if state["done"] else "Running…"
+    lines = [f"{done} {len(state['records'])} result(s)."] + [f"- ⚠️ {m}" for m in state["messages"]]
+    return "\n".join(lines)
+
+
+def _results_view(state: dict | None, metrics: list[str]) -> list[Any]:
+    """Updates for the players, A/B choices, RD plots, tables and conditions from a run state."""
+    records = handlers.player_records(state)
+    video_updates = []
+    for index in range(CODEC_SLOTS):
+        if index < len(records):
+            r = records[index]
+            video_updates.append(gr.update(value=r["preview"], label=r["key"], visible=True))
+        else:
+            video_updates.append(gr.update(value=None, visible=False))
+    choices_ab = handlers.comparison_choices(state)
+    figures = handlers.rd_figures(state)
+    plot_updates = [gr.update(value=figures[m], visible=True) if m in figures else gr.update(visible=False)
+                    for m in metrics]
+    return [*video_updates, gr.update(choices=choices_ab), gr.update(choices=choices_ab), *plot_updates,
+            handlers.results_table(state), handlers.bd_table(state) if records else None,
+            handlers.conditions_markdown(state)]
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `demo.launch`: the player sync script, CSS and the session folder root."""
+    settings.temp_root.mkdir(parents=True, exist_ok=True)
+    return {"head": players.SYNC_JS, "css": CSS, "allowed_paths": [str(settings.temp_root)]}
