@@ -1,0 +1,65 @@
+"""Train S2VC: `python -m model.train --preset tiny-cpu-intra` (one process, CPU or one GPU), or on many GPUs:
+`accelerate launch --multi_gpu --num_processes 8 -m model.train --config run.json`.
+
+A run resumes from the latest checkpoint in its `out_dir`; `--steps N` stops after N more steps (CPU sessions).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from model.train.config import PRESETS, TrainConfig, preset
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`key=value` pairs; values are JSON when they parse as JSON, strings otherwise."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def make_config(args: argparse.Namespace) -> TrainConfig:
+    data = (TrainConfig.load(args.config) if args.config else preset(args.preset)).to_dict()
+    for key, value in parse_overrides(args.set).items():
+        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) and isinstance(value, dict) else value
+    if args.out:
+        data["out_dir"] = args.out
+    return TrainConfig.from_dict(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", help="a training config JSON file (see --print-config)")
+    source.add_argument("--preset", default="tiny-cpu-intra", choices=sorted(PRESETS))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override config fields, e.g. --set batch_size=8 'lambdas=[8,32,128,512]'")
+    parser.add_argument("--out", help="output folder (checkpoints, log.jsonl, final/)")
+    parser.add_argument("--steps", type=int, help="stop after this many more steps (checkpointed, resumable)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = make_config(args)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    from model.train.loop import Trainer
+
+    final = Trainer(cfg).run(args.steps)
+    if final is not None:
+        print(f"final model written to {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

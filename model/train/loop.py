@@ -1,0 +1,364 @@
+"""The training loop: one code path for a single CPU process and for many GPUs under `accelerate launch`.
+
+Each step draws a clip batch `[B,T,3,H,W]` and a random rate index per sample, codes the clip through
+`S2VC.forward_frames` (I-frame, then P-frames through the decoded-picture buffer), and minimises the mean over the
+trained frames of lambda_rate * D + bpp. Checkpoints (model, optimiser, scheduler, step, every RNG) are written
+every `checkpoint_every` steps and at exit; a run restarted with the same `out_dir` resumes from the latest one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from model.train.config import TrainConfig
+from model.train.data import ClipDataset, StepSampler
+from model.train.losses import PatchDiscriminator, RateDistortionLoss, discriminator_loss
+from model.train.sources import load_sources, split_items
+
+log = logging.getLogger(__name__)
+CHECKPOINT_PREFIX = "step_"
+
+
+class ClipCoder(nn.Module):
+    """The unit that DDP wraps: `forward(frames, rate)` = `S2VC.forward_frames` with this stage's settings."""
+
+    def __init__(self, model: nn.Module, stage: str, decode: bool, reset_interval: int | None):
+        super().__init__()
+        self.model = model
+        self.stage, self.decode, self.reset_interval = stage, decode, reset_interval
+
+    def forward(self, frames: torch.Tensor, rate: torch.Tensor) -> list[dict]:
+        return code_clip(self.model, frames, rate, self.stage, self.decode, self.reset_interval)
+
+
+class TrainState:
+    """The step counter, saved with every checkpoint through `accelerator.register_for_checkpointing`."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def code_clip(model: nn.Module, frames: torch.Tensor, rate: torch.Tensor, stage: str, decode: bool,
+              reset_interval: int | None) -> list[dict]:
+    """Per-frame outputs of `model.forward_frames`; the I-frame runs without gradients outside the intra stage."""
+    return model.forward_frames(frames, rate, decode=decode, reset_interval=reset_interval,
+                                freeze_iframe=stage != "intra")
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """The S2VC model of `cfg`, from `init_from` when given, else fresh with the pretrained autoencoder loaded."""
+    from model.codec import S2VC
+    from model.config import S2VCConfig, preset
+
+    source = Path(cfg.init_from) if cfg.init_from else None
+    if source is not None and (source / "config.json").exists():
+        if cfg.model_overrides or cfg.model_config:
+            raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config/overrides")
+        return S2VC.from_pretrained(source)
+    mcfg = S2VCConfig.load(cfg.model_config) if cfg.model_config else preset(cfg.model_preset)
+    if cfg.model_overrides:
+        mcfg = mcfg.replace(**cfg.model_overrides)
+    model = S2VC(mcfg)
+    if source is not None:  # an accelerate checkpoint folder of an earlier run of the same model
+        from safetensors.torch import load_file
+
+        state = load_file(str(source / "model.safetensors"))
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()}, strict=True)
+    else:
+        model.vae.load_weights()
+    return model
+
+
+def select_trainable(model: nn.Module, patterns: tuple[str, ...]) -> list[nn.Parameter]:
+    """Mark parameters whose name matches a pattern as trainable, everything else (always `vae.`) as frozen."""
+    regexes = [re.compile(p) for p in patterns]
+    chosen = []
+    for name, param in model.named_parameters():
+        train = not name.startswith("vae.") and any(r.search(name) for r in regexes)
+        param.requires_grad_(train)
+        if train:
+            chosen.append(param)
+    if not chosen:
+        raise ValueError(f"no parameter matches the trainable patterns {patterns}")
+    return chosen
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> int:
+    """Turn on diffusers' gradient checkpointing in every sub-model that supports it; returns how many."""
+    count = 0
+    for module in model.modules():
+        if getattr(module, "_supports_gradient_checkpointing", False) and hasattr(module, "enable_gradient_checkpointing"):
+            module.enable_gradient_checkpointing()
+            count += 1
+    return count
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 10% at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def checkpoints(out_dir: Path) -> list[Path]:
+    folder = out_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX) and (p / "done").exists())
+
+
+def clip_loss(criterion: RateDistortionLoss, outs: list[dict], frames: torch.Tensor, rate: torch.Tensor,
+              stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean per-frame RD loss over the frames this stage trains (all frames in `intra`, P-frames otherwise)."""
+    losses, terms = [], {}
+    for t, out in enumerate(outs):
+        if stage != "intra" and out["frame_type"] == "I":
+            continue
+        loss, frame_terms = criterion(out, frames[:, t], rate)
+        losses.append(loss)
+        for key, value in frame_terms.items():
+            terms.setdefault(key, []).append(value)
+    if not losses:
+        raise ValueError(f"stage {stage!r} produced no frame to train on")
+    return torch.stack(losses).mean(), {k: torch.stack(v).mean(0) for k, v in terms.items()}
+
+
+def batch_rates(seed: int, step: int, rank: int, batch: int, num_rates: int) -> torch.Tensor:
+    """Random rate index per sample, a pure function of (seed, step, rank)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 1009 + rank)
+    return torch.randint(num_rates, (batch,), generator=gen)
+
+
+def summarise(terms: dict[str, torch.Tensor], rate: torch.Tensor, num_rates: int) -> dict[str, float]:
+    """Batch means, plus bpp per rate index present in the batch."""
+    row = {k: float(v.float().mean()) for k, v in terms.items()}
+    for r in range(num_rates):
+        mask = rate == r
+        if mask.any():
+            row[f"bpp_r{r}"] = float(terms["bpp"][mask.to(terms["bpp"].device)].mean())
+    return row
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Build everything from a TrainConfig; `run()` trains to `max_steps`, resuming from the latest checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, items: list | None = None):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+        self.cfg = cfg
+        cuda = torch.cuda.is_available()
+        self.accelerator = Accelerator(
+            mixed_precision=cfg.mixed_precision if cuda else "no", cpu=not cuda,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        acc = self.accelerator
+        set_seed(cfg.seed + acc.process_index)
+        self.out_dir = Path(cfg.out_dir)
+        if acc.is_main_process:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.out_dir / "train_config.json")
+
+        model = build_model(cfg)
+        num_rates = model.config.num_rates
+        if len(cfg.lambdas) != num_rates:
+            raise ValueError(f"{len(cfg.lambdas)} lambdas for a model with {num_rates} rate points")
+        if cfg.crop % model.config.pad_multiple:
+            raise ValueError(f"crop {cfg.crop} must be a multiple of {model.config.pad_multiple}")
+        self.num_rates = num_rates
+        params = select_trainable(model, cfg.trainable_patterns)
+        if cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
+        model.vae.eval()
+        reset = cfg.cascade_reset_interval if cfg.stage == "cascade" else None
+        coder = ClipCoder(model, cfg.stage, cfg.decode, reset)
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
+        self.coder, self.optimizer, self.scheduler = acc.prepare(coder, optimizer, scheduler)
+        self.params = params
+
+        self.disc = self.disc_opt = None
+        if cfg.loss.adversarial_weight > 0:
+            disc = PatchDiscriminator()
+            disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
+            self.disc, self.disc_opt = acc.prepare(disc, disc_opt)
+        self.criterion = RateDistortionLoss(cfg.lambdas, cfg.loss, self.disc).to(acc.device)
+
+        self.state = TrainState()
+        acc.register_for_checkpointing(self.state)
+
+        if items is None:
+            with acc.main_process_first():
+                items = load_sources(cfg.sources, cfg.cache_dir, tuple(cfg.exclude), cfg.max_short_side,
+                                     cfg.max_frames)
+        self.train_items, self.val_items = split_items(items, cfg.val_fraction)
+        if not self.train_items:
+            raise ValueError("the held-out split left no training items; lower val_fraction")
+        self.dataset = ClipDataset(self.train_items, cfg.num_frames, cfg.crop, cfg.seed, cfg.still_fraction,
+                                   cfg.max_stride, cfg.scale_range)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.coder).model
+
+    # --- checkpoints ---
+    def save_checkpoint(self) -> Path:
+        acc = self.accelerator
+        path = self.out_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{self.state.step:08d}"
+        acc.wait_for_everyone()
+        acc.save_state(str(path))
+        if acc.is_main_process:
+            (path / "done").write_text(f"{self.state.step}\n")
+            for old in checkpoints(self.out_dir)[:-self.cfg.keep_checkpoints]:
+                shutil.rmtree(old)
+        acc.wait_for_everyone()
+        return path
+
+    def resume(self) -> bool:
+        found = checkpoints(self.out_dir)
+        if not found:
+            return False
+        self.accelerator.load_state(str(found[-1]))
+        log.info("resumed from %s at step %d", found[-1], self.state.step)
+        return True
+
+    # --- one step ---
+    def train_step(self, frames: torch.Tensor) -> dict[str, float]:
+        cfg, acc = self.cfg, self.accelerator
+        self.coder.train()
+        self.model.vae.eval()
+        rate = batch_rates(cfg.seed, self.state.step, acc.process_index, frames.shape[0], self.num_rates)
+        frames, rate = frames.to(acc.device), rate.to(acc.device)
+        with acc.autocast():
+            outs = self.coder(frames, rate)
+            loss, terms = clip_loss(self.criterion, outs, frames, rate, cfg.stage)
+        if not torch.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError(f"non-finite loss at step {self.state.step}")
+        acc.backward(loss)
+        grad_norm = acc.clip_grad_norm_(self.params, cfg.grad_clip) if cfg.grad_clip > 0 else torch.tensor(0.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        row = {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **summarise(terms, rate, self.num_rates)}
+        if self.disc is not None:
+            row["disc_loss"] = self.disc_step(outs, frames)
+        return row
+
+    def disc_step(self, outs: list[dict], frames: torch.Tensor) -> float:
+        fakes = [o["x_hat"] for o in outs if o.get("x_hat") is not None]
+        reals = [frames[:, t] for t, o in enumerate(outs) if o.get("x_hat") is not None]
+        with self.accelerator.autocast():
+            loss = discriminator_loss(self.disc, torch.cat(reals), torch.cat(fakes).detach())
+        self.accelerator.backward(loss)
+        self.disc_opt.step()
+        self.disc_opt.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    # --- evaluation on the held-out items ---
+    @torch.no_grad()
+    def evaluate(self) -> list[dict[str, float]]:
+        """Mean bpp / PSNR / ST-LPIPS (as configured) of `eval_samples` held-out clips at every rate point."""
+        if not self.val_items:
+            return []
+        cfg = self.cfg
+        data = ClipDataset(self.val_items, cfg.num_frames, cfg.crop, cfg.seed + 1, cfg.still_fraction,
+                           cfg.max_stride, cfg.scale_range)
+        coder = self.accelerator.unwrap_model(self.coder)
+        coder.eval()
+        rows = []
+        for r in range(self.num_rates):
+            acc_terms: dict[str, list[float]] = {}
+            for i in range(cfg.eval_samples):
+                frames = data[i][None].to(self.accelerator.device)
+                rate = torch.full((1,), r, dtype=torch.long, device=frames.device)
+                with self.accelerator.autocast():
+                    outs = coder(frames, rate)
+                    _, terms = clip_loss(self.criterion, outs, frames, rate, cfg.stage)
+                for k, v in terms.items():
+                    acc_terms.setdefault(k, []).append(float(v.float().mean()))
+            rows.append({"rate": r, **{k: sum(v) / len(v) for k, v in acc_terms.items()}})
+        coder.train()
+        return rows
+
+    # --- the loop ---
+    def log(self, row: dict) -> None:
+        if self.accelerator.is_main_process:
+            with open(self.out_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def run(self, steps: int | None = None) -> Path | None:
+        """Resume, train `steps` more steps (default: up to cfg.max_steps), checkpoint, and write the final model
+        folder (returned) once cfg.max_steps is reached."""
+        cfg, acc = self.cfg, self.accelerator
+        self.resume()
+        total = cfg.max_steps if steps is None else min(cfg.max_steps, self.state.step + steps)
+        loader = DataLoader(
+            self.dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+            sampler=StepSampler(cfg.batch_size, self.state.step, acc.process_index, acc.num_processes),
+            persistent_workers=cfg.num_workers > 0,
+        )
+        stop = {"signal": None}
+        previous = signal.signal(signal.SIGTERM, lambda num, frame: stop.update(signal=num))
+        try:
+            batches = iter(loader)
+            while self.state.step < total and stop["signal"] is None:
+                start = time.perf_counter()
+                row = self.train_step(next(batches))
+                self.state.step += 1
+                row = {"step": self.state.step, "stage": cfg.stage, "lr": self.scheduler.get_last_lr()[0],
+                       "sec": round(time.perf_counter() - start, 4), **row}
+                self.log(row)
+                if self.state.step % cfg.log_every == 0 and acc.is_main_process:
+                    log.info("step %(step)d loss %(loss).4f bpp %(bpp).4f sec %(sec).2f", row)
+                if self.state.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if cfg.eval_every and self.state.step % cfg.eval_every == 0 and acc.is_main_process:
+                    for val in self.evaluate():
+                        self.log({"step": self.state.step, "split": "val", **val})
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d", self.state.step)
+            stop["signal"] = signal.SIGINT
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if not checkpoints(self.out_dir) or checkpoints(self.out_dir)[-1].name != f"{CHECKPOINT_PREFIX}{self.state.step:08d}":
+            self.save_checkpoint()
+        if stop["signal"] is not None or self.state.step < cfg.max_steps:
+            return None
+        return self.save_final()
+
+    def save_final(self) -> Path:
+        final = self.out_dir / "final"
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            self.model.save_pretrained(final)
+            self.cfg.save(final / "train_config.json")
+        self.accelerator.wait_for_everyone()
+        return final

@@ -1,0 +1,138 @@
+"""Training pipeline: data shapes and the evaluation-clip exclusion, losses, one training step, checkpoint/resume."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model.train.config import TrainConfig, preset
+from model.train.data import ClipDataset, StepSampler, motion_clip, video_clip
+from model.train.losses import LossWeights, PatchDiscriminator, RateDistortionLoss, bits_from_likelihoods, psnr
+from model.train.sources import ClipItem, EvalDataError, load_source, load_sources, split_items
+
+
+def _noise_video(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def source_dir(tmp_path: Path) -> Path:
+    """A PNG frame folder, a still image folder and a raw I420 file, all tiny."""
+    frames = tmp_path / "clipA"
+    frames.mkdir()
+    for i, f in enumerate(_noise_video(5, 80, 96)):
+        Image.fromarray(f).save(frames / f"{i:03d}.png")
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    for i in range(2):
+        Image.fromarray(_noise_video(1, 90, 120, seed=i)[0]).save(stills / f"img{i}.png")
+    (tmp_path / "tiny_96x64.i420").write_bytes(bytes(96 * 64 * 3 // 2 * 4))
+    return tmp_path
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def test_sources_and_shapes(source_dir: Path, tmp_path: Path) -> None:
+    items = load_sources([f"frames:{source_dir / 'clipA'}", f"images:{source_dir / 'stills'}",
+                          f"yuv:{source_dir / 'tiny_96x64.i420'}"], tmp_path / "cache")
+    shapes = {it.key: (it.frames.shape, it.still) for it in items}
+    assert shapes["clipA/"] == ((5, 80, 96, 3), False)
+    assert shapes["stills/img0.png"] == ((1, 90, 120, 3), True)
+    assert shapes[f"{source_dir.name}/tiny_96x64.i420"] == ((4, 64, 96, 3), False)
+    again = load_source(f"frames:{source_dir / 'clipA'}", tmp_path / "cache")  # served from the cache
+    assert isinstance(again[0].frames, np.memmap)
+    ds = ClipDataset(items, num_frames=3, crop=64, seed=1)
+    for i in range(6):
+        x = ds[i]
+        assert x.shape == (3, 3, 64, 64) and x.dtype == torch.float32
+        assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert torch.equal(ds[3], ds[3])  # a pure function of (seed, index)
+
+
+def test_clips_move() -> None:
+    rng = np.random.default_rng(0)
+    image = np.asarray(Image.fromarray(_noise_video(1, 120, 160)[0]).resize((160, 120)))
+    clip = motion_clip(image, 4, 64, rng, max_speed=2.0)
+    assert clip.shape == (4, 3, 64, 64)
+    assert float((clip[1:] - clip[:-1]).abs().mean()) > 0  # the camera moved
+    video = video_clip(_noise_video(10, 70, 90), 4, 64, rng)
+    assert video.shape == (4, 3, 64, 64)
+
+
+def test_evaluation_clip_is_refused(tmp_path: Path) -> None:
+    clip = tmp_path / "videos" / "BasketballPass_416x240_100f_png"
+    clip.mkdir(parents=True)
+    Image.fromarray(_noise_video(1, 64, 64)[0]).save(clip / "f001.png")
+    with pytest.raises(EvalDataError):
+        load_source(f"frames:{clip}", tmp_path / "cache")
+    with pytest.raises(EvalDataError):
+        ClipDataset([ClipItem("video/basketballpass.mp4", _noise_video(4, 64, 64), still=False)], 2, 64)
+    # a folder scan skips it instead of training on it
+    other = tmp_path / "videos" / "ok_clip"
+    other.mkdir()
+    Image.fromarray(_noise_video(1, 64, 64)[0]).save(other / "f001.png")
+    keys = [it.key for it in load_source(f"frames:{tmp_path / 'videos'}", tmp_path / "cache")]
+    assert keys == ["ok_clip/"]
+
+
+def test_split_is_deterministic_by_name() -> None:
+    items = [ClipItem(f"folder/clip{i}.mp4", np.zeros((1, 1, 1, 3), np.uint8), False) for i in range(200)]
+    train, val = split_items(items, 0.1)
+    assert len(train) + len(val) == 200 and 5 < len(val) < 40
+    assert [it.key for it in split_items(list(reversed(items)), 0.1)[1]] == [it.key for it in reversed(val)]
+
+
+def test_step_sampler_resumes_where_it_stopped() -> None:
+    full = iter(StepSampler(batch_size=2, start_step=0, rank=1, world_size=2))
+    first = [next(full) for _ in range(6)]
+    resumed = iter(StepSampler(batch_size=2, start_step=2, rank=1, world_size=2))
+    assert first == [2, 3, 6, 7, 10, 11] and [next(resumed) for _ in range(2)] == first[4:]
+
+
+# ----------------------------------------------------------------------------------------------- losses
+
+
+def test_rate_distortion_loss() -> None:
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    lik = {"y": torch.full((2, 4, 4, 4), 0.5), "z": torch.full((2, 1, 2, 2), 0.25)}
+    assert torch.allclose(bits_from_likelihoods(lik), torch.tensor([64.0 + 8.0, 72.0]))
+    out = {"x_hat": x + 0.1, "bits": torch.tensor([1024.0, 2048.0]), "latent": torch.zeros(2, 4, 4, 4),
+           "latent_hat": torch.ones(2, 4, 4, 4)}
+    crit = RateDistortionLoss((10.0, 100.0), LossWeights(pixel_weight=1.0, latent_weight=0.5))
+    loss, terms = crit(out, x, torch.tensor([0, 1]))
+    bpp = torch.tensor([1.0, 2.0])
+    mse = (0.05**2)
+    assert torch.allclose(terms["bpp"], bpp)
+    assert torch.allclose(loss, torch.tensor([10.0, 100.0]) * (mse + 0.5) + bpp, rtol=1e-4)
+    assert torch.allclose(psnr(out["x_hat"], x), torch.full((2,), -10 * np.log10(mse)), atol=0.2)
+    with pytest.raises(ValueError):
+        RateDistortionLoss((1.0,), LossWeights()).forward({"bits": torch.ones(1)}, x[:1], torch.zeros(1).long())
+
+
+def test_perceptual_and_adversarial_terms() -> None:
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    x_hat = (x + 0.2 * torch.randn_like(x)).requires_grad_(True)
+    disc = PatchDiscriminator(width=8, layers=2)
+    crit = RateDistortionLoss((1.0,), LossWeights(perceptual_weight=1.0, adversarial_weight=0.1), disc)
+    loss, terms = crit({"x_hat": x_hat, "bits": torch.zeros(1)}, x, torch.zeros(1, dtype=torch.long))
+    assert float(terms["stlpips"]) > 0 and "adv" in terms
+    loss.sum().backward()
+    assert x_hat.grad is not None and float(x_hat.grad.abs().sum()) > 0
+    assert not any(p.requires_grad for p in crit.perceptual.parameters())
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+def test_config_round_trip(tmp_path: Path) -> None:
+    cfg = preset("tiny-cpu-cascade")
+    cfg.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.from_dict({"nope": 1})
+    with pytest.raises(ValueError, match="reset"):
+        TrainConfig(stage="cascade", num_frames=4, cascade_reset_interval=4)
