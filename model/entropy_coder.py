@@ -1,0 +1,220 @@
+"""Real entropy coding with constriction's range coder (a queue: symbols decode in the order they were encoded).
+
+Three kinds of symbols share one byte stream, in any order, as long as the decoder repeats the encoder's calls:
+* zero-mean quantised Gaussians over [-128, 127] (constriction `QuantizedGaussian`, leaky: every symbol codable);
+* categorical symbols, one probability row per symbol picked from a table of pmfs (constriction `Categorical`,
+  fast leaky quantisation); symbols are coded grouped by table row (stable order), which is ~10x faster than
+  passing one probability row per symbol;
+* fixed-length codes (`Uniform` over 2**w values, at most 16 bits per piece: exactly w bits each).
+
+`gaussian_bits` / `categorical_bits` give the exact information content -log2 p of the same 24-bit fixed-point
+models the coder uses (mirroring constriction's quantisers; only an ulp of `erf` can differ). The coded size is
+that plus at most 64 bits of flush and 32-bit word padding.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import constriction
+import numpy as np
+import torch
+
+from .errors import BitstreamError
+
+SYMBOL_MIN, SYMBOL_MAX = -128, 127
+STD_MIN, STD_MAX = 1e-5, 1e5  # Gaussian stds are clamped to this range by the coder and by `gaussian_bits`
+MAX_BITS = 32  # widest fixed-length code
+PRECISION = 24  # constriction's probability precision (the "default" preset)
+_TOTAL = float(1 << PRECISION)
+_GAUSSIAN_FREE_WEIGHT = float((1 << PRECISION) - (SYMBOL_MAX - SYMBOL_MIN + 1))
+_BIT_PIECE = 16
+
+_queue = constriction.stream.queue
+_model = constriction.stream.model
+_GAUSSIAN = _model.QuantizedGaussian(SYMBOL_MIN, SYMBOL_MAX)
+
+
+# --------------------------------------------------------------------------------------------- input checks
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """Flattened CPU numpy view (conversions happen in numpy: torch's threaded casts are slow on busy CPUs)."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype in (torch.bfloat16, torch.float16):
+        tensor = tensor.float()
+    return tensor.reshape(-1).numpy()
+
+
+def _symbols(symbols: torch.Tensor, low: int, high: int, what: str) -> np.ndarray:
+    """Flattened int64 copy of `symbols`; ValueError unless every value lies in [low, high]."""
+    if symbols.dtype.is_floating_point or symbols.dtype.is_complex:
+        raise ValueError(f"{what} must be an integer tensor, got {symbols.dtype}")
+    values = _numpy(symbols).astype(np.int64)
+    if values.size and (values.min() < low or values.max() > high):
+        raise ValueError(f"{what} out of range [{low}, {high}]: got [{values.min()}, {values.max()}]")
+    return values
+
+
+def _stds(stds: torch.Tensor) -> np.ndarray:
+    """Flattened float64 stds clamped to [STD_MIN, STD_MAX]; ValueError on NaN."""
+    values = _numpy(stds).astype(np.float64)
+    if np.isnan(values).any():
+        raise ValueError("Gaussian stds contain NaN")
+    return np.clip(values, STD_MIN, STD_MAX)
+
+
+def _pmfs(pmfs: torch.Tensor) -> np.ndarray:
+    """pmfs [T, L] as C-contiguous float64; ValueError unless finite, non-negative, L >= 2, rows normalisable."""
+    if pmfs.dim() != 2 or pmfs.shape[1] < 2:
+        raise ValueError(f"pmfs must have shape [T, L] with L >= 2, got {tuple(pmfs.shape)}")
+    table = _numpy(pmfs).astype(np.float64).reshape(pmfs.shape)
+    if not np.isfinite(table).all() or (table < 0).any():
+        raise ValueError("pmfs must be finite and non-negative")
+    if (table.sum(axis=1) < np.finfo(np.float64).tiny).any():
+        raise ValueError("every pmf row needs a positive sum")
+    return table
+
+
+def _table(table: torch.Tensor, rows: int, shape: torch.Size) -> np.ndarray:
+    if table.shape != shape:
+        raise ValueError(f"table shape {tuple(table.shape)} differs from symbol shape {tuple(shape)}")
+    return _symbols(table, 0, rows - 1, "pmf table indices")
+
+
+def _groups(table: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(row, positions) for every pmf row in use, rows ascending, positions in their original order."""
+    order = np.argsort(table, kind="stable")
+    starts = np.flatnonzero(np.diff(table[order], prepend=-1))
+    for start, end in zip(starts, [*starts[1:], order.size]):
+        yield int(table[order[start]]), order[start:end]
+
+
+def _bit_pieces(nbits: int) -> list[tuple[int, int]]:
+    """(shift, width) pieces of at most 16 bits, most significant first."""
+    if not 1 <= nbits <= MAX_BITS:
+        raise ValueError(f"nbits must be in [1, {MAX_BITS}], got {nbits}")
+    return [(shift, min(_BIT_PIECE, nbits - shift)) for shift in reversed(range(0, nbits, _BIT_PIECE))]
+
+
+def _categorical(row: np.ndarray) -> constriction.stream.model.Categorical:
+    return _model.Categorical(row, perfect=False)
+
+
+# --------------------------------------------------------------------------------------------- coder
+class SymbolEncoder:
+    """Collects symbols into one range-coded byte stream."""
+
+    def __init__(self) -> None:
+        self._encoder = _queue.RangeEncoder()
+
+    def encode_gaussian(self, symbols: torch.Tensor, stds: torch.Tensor) -> None:
+        """Zero-mean quantised Gaussian symbols in [-128, 127] with per-symbol stds (same shape)."""
+        if symbols.shape != stds.shape:
+            raise ValueError(f"symbols {tuple(symbols.shape)} and stds {tuple(stds.shape)} differ in shape")
+        values = _symbols(symbols, SYMBOL_MIN, SYMBOL_MAX, "Gaussian symbols").astype(np.int32)
+        scales = _stds(stds)
+        if values.size:
+            self._encoder.encode(values, _GAUSSIAN, np.zeros_like(scales), scales)
+
+    def encode_categorical(self, symbols: torch.Tensor, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> None:
+        """Value v coded in bin v - offset of pmf row table[i] (table has the symbols' shape)."""
+        rows = _pmfs(pmfs)
+        index = _table(table, rows.shape[0], symbols.shape)
+        bins = _symbols(symbols, offset, offset + rows.shape[1] - 1, "categorical symbols") - offset
+        bins = bins.astype(np.int32)
+        for row, positions in _groups(index):
+            self._encoder.encode(bins[positions], _categorical(rows[row]))
+
+    def encode_bits(self, values: torch.Tensor, nbits: int) -> None:
+        """Fixed-length codes: each value in [0, 2**nbits) costs exactly nbits bits."""
+        pieces = _bit_pieces(nbits)
+        data = _symbols(values, 0, (1 << nbits) - 1, f"{nbits}-bit values")
+        for shift, width in pieces:
+            if data.size:
+                self._encoder.encode(((data >> shift) & ((1 << width) - 1)).astype(np.int32), _model.Uniform(1 << width))
+
+    def finish(self) -> bytes:
+        """The coded stream so far: little-endian 32-bit words (empty when nothing was encoded)."""
+        return self._encoder.get_compressed().astype("<u4").tobytes()
+
+
+class SymbolDecoder:
+    """Reads a `SymbolEncoder` stream back; the calls must repeat the encoder's, with the same models."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 4:
+            raise BitstreamError(f"entropy-coded stream of {len(data)} bytes is not a whole number of 32-bit words")
+        self._empty = not data
+        self._decoder = _queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+    def _decode(self, count: int, *model_and_params) -> np.ndarray:
+        if count == 0:
+            return np.zeros(0, dtype=np.int32)
+        if self._empty:
+            raise BitstreamError("entropy-coded stream ended before all symbols were decoded")
+        try:
+            return self._decoder.decode(*model_and_params)
+        except BaseException as exc:  # constriction raises AssertionError/ValueError; a Rust panic is a BaseException
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            raise BitstreamError(f"corrupt entropy-coded data ({type(exc).__name__}: {exc})") from None
+
+    def decode_gaussian(self, stds: torch.Tensor) -> torch.Tensor:
+        """Symbols coded by `encode_gaussian` with these stds -> LongTensor of the stds' shape and device."""
+        scales = _stds(stds)
+        values = self._decode(scales.size, _GAUSSIAN, np.zeros_like(scales), scales)
+        return torch.from_numpy(values.astype(np.int64)).reshape(stds.shape).to(stds.device)
+
+    def decode_categorical(self, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> torch.Tensor:
+        """Symbols coded by `encode_categorical` -> LongTensor of the table's shape and device."""
+        rows = _pmfs(pmfs)
+        index = _table(table, rows.shape[0], table.shape)
+        out = np.empty(index.size, dtype=np.int64)
+        for row, positions in _groups(index):
+            out[positions] = self._decode(positions.size, _categorical(rows[row]), positions.size)
+        return torch.from_numpy(out + offset).reshape(table.shape).to(table.device)
+
+    def decode_bits(self, count: int, nbits: int) -> torch.Tensor:
+        """`count` fixed-length codes of `nbits` bits -> LongTensor [count]."""
+        out = np.zeros(count, dtype=np.int64)
+        for shift, width in _bit_pieces(nbits):
+            out |= self._decode(count, _model.Uniform(1 << width), count).astype(np.int64) << shift
+        return torch.from_numpy(out)
+
+    def check_exhausted(self) -> None:
+        """BitstreamError if data is left over (a corrupt stream, or one decoded with the wrong model)."""
+        if not self._empty and not self._decoder.maybe_exhausted():
+            raise BitstreamError("entropy-coded stream has data left after the last symbol")
+
+
+# --------------------------------------------------------------------------------------------- exact model bits
+def _gaussian_cdf(x: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The CDF exactly as constriction evaluates it: (1 + erf(x / (std * sqrt 2))) / 2 in float64."""
+    return (1.0 + torch.special.erf(torch.from_numpy(x / (std * math.sqrt(2.0)))).numpy()) / 2.0
+
+
+def gaussian_bits(symbols: torch.Tensor, stds: torch.Tensor) -> float:
+    """Exact -log2 p of `symbols` under the coder's leaky 24-bit quantised Gaussians (sum over all symbols)."""
+    if symbols.shape != stds.shape:
+        raise ValueError(f"symbols {tuple(symbols.shape)} and stds {tuple(stds.shape)} differ in shape")
+    q = _symbols(symbols, SYMBOL_MIN, SYMBOL_MAX, "Gaussian symbols").astype(np.float64)
+    std = _stds(stds)
+    slack = q - SYMBOL_MIN
+    left = np.floor(_GAUSSIAN_FREE_WEIGHT * _gaussian_cdf(q - 0.5, std)) + slack
+    right = np.floor(_GAUSSIAN_FREE_WEIGHT * _gaussian_cdf(q + 0.5, std)) + slack + 1
+    left = np.where(q == SYMBOL_MIN, 0.0, left)
+    right = np.where(q == SYMBOL_MAX, _TOTAL, right)
+    return float((PRECISION - np.log2(right - left)).sum())
+
+
+def categorical_bits(symbols: torch.Tensor, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> float:
+    """Exact -log2 p of `symbols` under the coder's leaky 24-bit quantised categorical models (sum)."""
+    rows = _pmfs(pmfs)
+    index = _table(table, rows.shape[0], symbols.shape)
+    levels = rows.shape[1]
+    bins = _symbols(symbols, offset, offset + levels - 1, "categorical symbols") - offset
+    cumulative = np.cumsum(rows, axis=1)  # sequential sums, as constriction accumulates them
+    scale = ((1 << PRECISION) - levels) / cumulative[:, -1]
+    left_float = np.where(bins > 0, cumulative[index, bins - 1], 0.0)
+    left = np.trunc(left_float * scale[index]) + bins
+    right = np.where(bins == levels - 1, _TOTAL, np.trunc(cumulative[index, bins] * scale[index]) + bins + 1)
+    return float((PRECISION - np.log2(right - left)).sum())
