@@ -1,0 +1,181 @@
+"""Round trips, exact size accounting and error paths of the constriction range-coder wrapper."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model.entropy_coder import (
+    SYMBOL_MAX,
+    SYMBOL_MIN,
+    SymbolDecoder,
+    SymbolEncoder,
+    categorical_bits,
+    gaussian_bits,
+)
+from model.errors import BitstreamError
+
+OFFSET = -7
+
+
+def gaussian_case(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-uniform stds over [0.05, 100] with symbols drawn from them, plus both support edges."""
+    stds = torch.exp(torch.empty(n).uniform_(math.log(0.05), math.log(100.0), generator=generator))
+    symbols = (torch.randn(n, generator=generator) * stds).round().clamp(SYMBOL_MIN, SYMBOL_MAX).long()
+    symbols[:4] = torch.tensor([SYMBOL_MIN, SYMBOL_MAX, SYMBOL_MIN, SYMBOL_MAX])
+    stds[2:4] = 0.0  # clamped to STD_MIN: the edge symbols cost the leaky floor, 24 bits each
+    return symbols, stds
+
+
+def categorical_case(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Five tables over 24 bins (some bins of probability 0) and symbols v = bin + OFFSET."""
+    pmfs = torch.rand(5, 24, generator=generator) ** 4
+    pmfs[:, 3] = 0.0
+    pmfs = pmfs / pmfs.sum(dim=1, keepdim=True)
+    table = torch.randint(0, 5, (n,), generator=generator)
+    bins = torch.multinomial(pmfs[table], 1, generator=generator).squeeze(1)
+    bins[:3] = torch.tensor([0, 23, 3])  # both ends and a zero-probability bin
+    return bins + OFFSET, pmfs, table
+
+
+def encode_all(gauss, cat, bits) -> bytes:
+    enc = SymbolEncoder()
+    enc.encode_gaussian(*gauss)
+    enc.encode_categorical(cat[0], cat[1], cat[2], OFFSET)
+    enc.encode_bits(bits, 14)
+    return enc.finish()
+
+
+def decode_all(data: bytes, gauss, cat, bits) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dec = SymbolDecoder(data)
+    out = dec.decode_gaussian(gauss[1]), dec.decode_categorical(cat[1], cat[2], OFFSET), dec.decode_bits(len(bits), 14)
+    dec.check_exhausted()
+    return out
+
+
+@pytest.fixture
+def case():
+    generator = torch.Generator().manual_seed(1)
+    gauss = gaussian_case(3000, generator)
+    cat = categorical_case(500, generator)
+    bits = torch.randint(0, 1 << 14, (64,), generator=generator)
+    return gauss, cat, bits
+
+
+def test_round_trip_mixed_stream(case):
+    gauss, cat, bits = case
+    data = encode_all(*case)
+    g, c, b = decode_all(data, *case)
+    assert torch.equal(g, gauss[0]) and torch.equal(c, cat[0]) and torch.equal(b, bits)
+    assert g.dtype == c.dtype == b.dtype == torch.int64
+
+
+def test_shapes_and_multidimensional_tensors():
+    generator = torch.Generator().manual_seed(2)
+    stds = torch.rand(2, 3, 4, 5, generator=generator) * 4 + 0.1
+    symbols = (torch.randn(2, 3, 4, 5, generator=generator) * stds).round().long()
+    table = torch.arange(3).reshape(1, 3, 1, 1).expand(2, 3, 4, 5)
+    pmfs = torch.softmax(torch.randn(3, 256, generator=generator), dim=1)
+    cat = torch.randint(SYMBOL_MIN, SYMBOL_MAX + 1, (2, 3, 4, 5), generator=generator)
+    enc = SymbolEncoder()
+    enc.encode_gaussian(symbols, stds.to(torch.bfloat16).float())
+    enc.encode_categorical(cat, pmfs, table, SYMBOL_MIN)
+    dec = SymbolDecoder(enc.finish())
+    assert torch.equal(dec.decode_gaussian(stds.to(torch.bfloat16).float()), symbols)
+    assert torch.equal(dec.decode_categorical(pmfs, table, SYMBOL_MIN), cat)
+    dec.check_exhausted()
+
+
+@pytest.mark.parametrize("nbits", [1, 14, 16, 17, 32])
+def test_fixed_length_codes(nbits):
+    values = torch.randint(0, 1 << min(nbits, 62), (300,), dtype=torch.int64) % (1 << nbits)
+    values[:2] = torch.tensor([0, (1 << nbits) - 1])
+    enc = SymbolEncoder()
+    enc.encode_bits(values, nbits)
+    data = enc.finish()
+    assert len(data) * 8 - 300 * nbits <= 64  # exactly nbits each, plus the flush
+    dec = SymbolDecoder(data)
+    assert torch.equal(dec.decode_bits(300, nbits), values)
+    dec.check_exhausted()
+
+
+def test_empty_stream():
+    enc = SymbolEncoder()
+    enc.encode_gaussian(torch.zeros(0, dtype=torch.long), torch.ones(0))
+    assert enc.finish() == b""
+    dec = SymbolDecoder(b"")
+    assert dec.decode_gaussian(torch.ones(0)).numel() == 0
+    dec.check_exhausted()
+    with pytest.raises(BitstreamError):
+        dec.decode_bits(3, 14)
+
+
+def test_real_size_matches_exact_model_bits():
+    """8*10^4 symbols: the coded size is the exact information content plus the flush (at most 64 bits)."""
+    generator = torch.Generator().manual_seed(3)
+    gauss = gaussian_case(60000, generator)
+    cat = categorical_case(20000, generator)
+    for name, encode, estimate in [
+        ("gaussian", lambda e: e.encode_gaussian(*gauss), gaussian_bits(*gauss)),
+        ("categorical", lambda e: e.encode_categorical(cat[0], cat[1], cat[2], OFFSET), categorical_bits(*cat, OFFSET)),
+    ]:
+        enc = SymbolEncoder()
+        encode(enc)
+        real = len(enc.finish()) * 8
+        assert -1 <= real - estimate <= 64, (name, real, estimate)
+
+
+def test_model_bits_match_the_float_model_for_likely_symbols():
+    """Away from the 24-bit floor the fixed-point model is the float model (within 0.1%)."""
+    stds = torch.full((1000,), 3.0)
+    symbols = torch.arange(-5, 6).repeat(91)[:1000]
+    x = symbols.double()
+    mass = torch.special.ndtr((x.abs() + 0.5) / 3.0) - torch.special.ndtr((x.abs() - 0.5) / 3.0)
+    assert gaussian_bits(symbols, stds) == pytest.approx(float(-torch.log2(mass).sum()), rel=1e-3)
+    assert gaussian_bits(torch.tensor([SYMBOL_MAX]), torch.tensor([1e-3])) == pytest.approx(24.0)
+
+
+def test_invalid_arguments_raise_value_error():
+    enc = SymbolEncoder()
+    with pytest.raises(ValueError, match="out of range"):
+        enc.encode_gaussian(torch.tensor([128]), torch.ones(1))
+    with pytest.raises(ValueError, match="out of range"):
+        enc.encode_gaussian(torch.tensor([-129]), torch.ones(1))
+    with pytest.raises(ValueError, match="NaN"):
+        enc.encode_gaussian(torch.tensor([0]), torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match="integer"):
+        enc.encode_gaussian(torch.tensor([0.0]), torch.ones(1))
+    pmfs = torch.full((2, 4), 0.25)
+    with pytest.raises(ValueError, match="out of range"):
+        enc.encode_categorical(torch.tensor([4]), pmfs, torch.tensor([0]), 0)
+    with pytest.raises(ValueError, match="table"):
+        enc.encode_categorical(torch.tensor([1]), pmfs, torch.tensor([2]), 0)
+    with pytest.raises(ValueError, match="non-negative"):
+        enc.encode_categorical(torch.tensor([1]), -pmfs, torch.tensor([0]), 0)
+    with pytest.raises(ValueError, match="out of range"):
+        enc.encode_bits(torch.tensor([1 << 14]), 14)
+    with pytest.raises(ValueError, match="nbits"):
+        enc.encode_bits(torch.tensor([0]), 0)
+
+
+def test_truncated_corrupt_and_random_data_raise_bitstream_error(case):
+    """Every truncation and many byte flips either decode or raise BitstreamError: nothing else, no hang."""
+    data = encode_all(*case)
+    rng = np.random.default_rng(0)
+    variants = [data[:k] for k in range(0, len(data), 3)]
+    variants += [data + b"\x00\x00\x00\x01", data + data[:8], rng.bytes(4 * 50)]
+    for _ in range(150):
+        flipped = bytearray(data)
+        flipped[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        variants.append(bytes(flipped))
+    errors = 0
+    for variant in variants:
+        try:
+            decode_all(variant, *case)
+        except BitstreamError:
+            errors += 1
+    assert errors >= 0.9 * len(variants)  # the container's CRC catches the few silent corruptions
+    with pytest.raises(BitstreamError, match="32-bit words"):
+        SymbolDecoder(data[:-1])
