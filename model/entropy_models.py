@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 SYMBOL_MIN, SYMBOL_MAX = -128, 127  # support of every coded symbol
-LIKELIHOOD_FLOOR = 1e-9
+SUPPORT = SYMBOL_MAX - SYMBOL_MIN + 1
+CODER_PRECISION = 24  # the entropy coder's probability precision: every symbol keeps at least 2**-24
+LEAK = 2.0**-CODER_PRECISION
 QUANT_MODES = ("noise", "ste", "round")
 
 
@@ -40,15 +42,26 @@ def clamp_symbols(q: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------- likelihoods
-def gaussian_likelihood(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """P(q) of a zero-mean Gaussian with `std` integrated over [q-1/2, q+1/2], floored at 1e-9.
+def leaky(p: torch.Tensor) -> torch.Tensor:
+    """Mix a pmf over the 256-symbol support with 2**-24 per symbol, as the entropy coder's leaky models do.
 
-    Evaluated on |q| (the lower tail) for numerical accuracy far from the mean.
+    This is the probability floor (about 6e-8, i.e. at most 24 bits a symbol) that keeps estimates and coded
+    sizes in agreement even for symbols far outside the model.
+    """
+    return p * (1 - SUPPORT * LEAK) + LEAK
+
+
+def gaussian_likelihood(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """P(q) of a zero-mean Gaussian with `std` integrated over [q-1/2, q+1/2], made leaky (`leaky`).
+
+    The end symbols -128 and 127 absorb the tails, as in the coder. Evaluated on |q| (the lower tail) for
+    numerical accuracy far from the mean.
     """
     a = q.abs()
     upper = torch.special.ndtr((0.5 - a) / std)
     lower = torch.special.ndtr((-0.5 - a) / std)
-    return (upper - lower).clamp_min(LIKELIHOOD_FLOOR)
+    lower = torch.where((q <= SYMBOL_MIN) | (q >= SYMBOL_MAX), 0.0, lower)
+    return leaky((upper - lower).clamp_min(0))
 
 
 def likelihood_bits(likelihood: torch.Tensor) -> torch.Tensor:
@@ -195,8 +208,10 @@ class BitEstimator(nn.Module):
         return torch.sigmoid(x)
 
     def likelihood(self, q: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """P(q) = CDF(q + 1/2) - CDF(q - 1/2), floored at 1e-9."""
-        return (self.cdf(q + 0.5, index) - self.cdf(q - 0.5, index)).clamp_min(LIKELIHOOD_FLOOR)
+        """P(q) = CDF(q + 1/2) - CDF(q - 1/2) (end symbols absorb the tails), made leaky like the coder's pmfs."""
+        upper = torch.where(q >= SYMBOL_MAX, 1.0, self.cdf(q + 0.5, index))
+        lower = torch.where(q <= SYMBOL_MIN, 0.0, self.cdf(q - 0.5, index))
+        return leaky((upper - lower).clamp_min(0))
 
     def pmf_table(self, index: torch.Tensor) -> torch.Tensor:
         """pmfs over the integer support [-128, 127] -> [B, C, 256] (rows sum to 1; tails go to the end bins)."""

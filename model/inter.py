@@ -29,6 +29,7 @@ from model.entropy_models import (
     clamp_symbols,
     gaussian_likelihood,
     initial_rate_gains,
+    leaky,
     likelihood_bits,
     quantize,
     rate_tensor,
@@ -297,7 +298,7 @@ class InterCodec(nn.Module):
         pmfs, table = self._z_tables(r, z_hat.shape)
         symbols = z_hat.long().flatten()
         enc.encode_categorical(symbols, pmfs, table, SYMBOL_MIN)
-        z_bits = -torch.log2(pmfs[table, symbols - SYMBOL_MIN].clamp_min(1e-9)).reshape(x.shape[0], -1).sum(1)
+        z_bits = likelihood_bits(leaky(pmfs[table, symbols - SYMBOL_MIN]).reshape(x.shape[0], -1))
         y_hat, y_bits = self._code_y(z_hat, ctx_t, r, y=y, enc=enc)
         out = self._outputs(y_hat, ctx)
         out["bits"] = z_bits + y_bits

@@ -14,6 +14,7 @@ import torch
 
 from model.entropy_models import (
     FSQ,
+    LEAK,
     BitEstimator,
     ScaleTable,
     checkerboard_masks,
@@ -21,6 +22,7 @@ from model.entropy_models import (
     gaussian_likelihood,
     image_scale_table,
     initial_rate_gains,
+    leaky,
     likelihood_bits,
     quantize,
     rate_tensor,
@@ -162,7 +164,7 @@ def test_bit_estimator_pmf_table_matches_likelihood() -> None:
     assert torch.allclose(pmfs.sum(-1), torch.ones(2, 5), atol=1e-5)
     q = torch.arange(-3.0, 4.0).reshape(1, 1, 7, 1).expand(2, 5, 7, 1)
     lik = est.likelihood(q, rate)
-    assert torch.allclose(lik[..., 0], pmfs[..., 125:132], atol=1e-6)
+    assert torch.allclose(lik[..., 0], leaky(pmfs[..., 125:132]), atol=1e-6)
     x = torch.linspace(-20, 20, 50).reshape(1, 1, 50, 1).expand(2, 5, 50, 1)
     cdf = est.cdf(x, rate)
     assert bool((cdf.diff(dim=2) >= 0).all())
@@ -202,13 +204,36 @@ def test_gaussian_likelihood() -> None:
     std = torch.full((256,), 2.0)
     q = torch.arange(-128.0, 128.0)
     lik = gaussian_likelihood(q, std)
-    assert abs(lik.sum().item() - 1.0) < 1e-5
+    assert abs(lik.sum().item() - 1.0) < 1e-6
     assert torch.allclose(lik[128 + 3], lik[128 - 3])
     expected = torch.special.ndtr(torch.tensor(3.5 / 2)) - torch.special.ndtr(torch.tensor(2.5 / 2))
-    assert torch.allclose(lik[128 + 3], expected)
-    assert gaussian_likelihood(torch.tensor([100.0]), torch.tensor([0.11])).item() == pytest.approx(1e-9)
+    assert torch.allclose(lik[128 + 3], leaky(expected))
+    # the end symbols absorb the tails; a symbol far outside the model keeps the coder's 2**-24
+    wide = gaussian_likelihood(torch.tensor([-128.0, 127.0]), torch.tensor([200.0, 200.0]))
+    assert torch.allclose(wide, leaky(torch.special.ndtr(torch.tensor([-127.5, -126.5]) / 200)))
+    assert gaussian_likelihood(torch.tensor([100.0]), torch.tensor([0.11])).item() == pytest.approx(LEAK)
     bits = likelihood_bits(torch.full((2, 3, 4, 4), 0.5))
     assert torch.equal(bits, torch.full((2,), 48.0))
+
+
+def test_likelihoods_match_the_real_coder() -> None:
+    coder = pytest.importorskip("model.entropy_coder")
+    q = torch.randint(-20, 21, (500,))
+    q[:5] = torch.tensor([-128, 127, 90, -90, 0])
+    stds = video_scale_table().values[torch.randint(0, 128, (500,))]
+    ours = likelihood_bits(gaussian_likelihood(q.float(), stds).unsqueeze(0)).item()
+    assert ours == pytest.approx(coder.gaussian_bits(q, stds), rel=2e-3)  # 24-bit rounding in the tails
+    est = BitEstimator(3, qp_num=2)
+    with torch.no_grad():
+        for p in est.parameters():
+            p.normal_(0, 1)
+    pmfs = est.pmf_table(torch.tensor([1])).reshape(3, 256)
+    z = torch.randint(-6, 7, (3, 40))
+    z[0, 0] = 120
+    table = torch.arange(3).reshape(3, 1).expand(3, 40)
+    lik = est.likelihood(z.float().reshape(1, 3, 40, 1), torch.tensor([1]))
+    ours = likelihood_bits(lik).item()
+    assert ours == pytest.approx(coder.categorical_bits(z.flatten(), pmfs, table.flatten(), -128), rel=2e-3)
 
 
 def test_quantize_modes() -> None:
