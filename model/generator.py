@@ -217,7 +217,10 @@ def sd15_source(config: S2VCConfig, source: str | None = None) -> str:
 
 
 def load_generator_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> StateDictReport:
-    """Non-strict load that copies every key of matching shape and reports the rest (official P_ckpts file)."""
+    """Non-strict load that copies every key of matching shape and reports the rest (official P_ckpts file).
+
+    A model built on the meta device gets the file's tensors assigned instead of copied.
+    """
     own = model.state_dict()
     mismatches = [
         (k, tuple(v.shape), tuple(own[k].shape))
@@ -226,7 +229,7 @@ def load_generator_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     ]
     bad = {k for k, _, _ in mismatches}
     usable = {k: v for k, v in state_dict.items() if k in own and k not in bad}
-    model.load_state_dict(usable, strict=False)
+    model.load_state_dict(usable, strict=False, assign=any(p.is_meta for p in model.parameters()))
     missing = sorted(k for k in own if k not in state_dict)
     unexpected = sorted(k for k in state_dict if k not in own)
     return StateDictReport(missing, unexpected, mismatches)

@@ -14,8 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from model.errors import CheckpointError
+
 TAEF2_ENV = "S2VC_TAEF2_DIR"
-DEFAULT_TAEF2_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "weights" / "taef2_flux2_tiny_autoencoder"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TAEF2_DIR = REPO.parent / "shared" / "data" / "weights" / "taef2_flux2_tiny_autoencoder"
 ENCODER_FILE = "taef2_encoder.pth"
 DECODER_FILE = "taef2_decoder.pth"
 
@@ -106,21 +109,28 @@ def taef2_dir(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(TAEF2_ENV) or DEFAULT_TAEF2_DIR)
 
 
+def _keys(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
+
+
 def _load_strict(module: nn.Module, file: Path) -> None:
     if not file.is_file():
-        raise FileNotFoundError(f"TAEF2 weights not found: {file} (set {TAEF2_ENV} to the folder holding them)")
+        raise CheckpointError(f"TAEF2 weights not found: {file} (set {TAEF2_ENV} to the folder holding them)")
     state = torch.load(file, map_location="cpu", weights_only=True)
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+    problems = []
+    if missing := sorted(set(own) - set(state)):
+        problems.append(f"missing keys [{_keys(missing)}]")
+    if unexpected := sorted(set(state) - set(own)):
+        problems.append(f"unexpected keys [{_keys(unexpected)}]")
+    wrong = sorted(f"{k} {tuple(state[k].shape)}!={tuple(v.shape)}" for k, v in own.items()
                    if k in state and state[k].shape != v.shape)
-    if missing or unexpected or wrong:
-        raise RuntimeError(
-            f"{file} does not fit {type(module).__name__}: missing {missing}, unexpected {unexpected}, "
-            f"shape mismatches (file vs model) {wrong}"
-        )
-    module.load_state_dict({k: v.float() for k, v in state.items()})
+    if wrong:
+        problems.append(f"shape mismatches file!=model [{_keys(wrong)}]")
+    if problems:
+        raise CheckpointError(f"{file} does not fit {type(module).__name__}: {'; '.join(problems)}")
+    module.load_state_dict(state)
 
 
 def load_taef2_weights(model: TinyAutoencoder, path: str | Path | None = None) -> None:

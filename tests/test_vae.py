@@ -1,0 +1,127 @@
+"""LatentVAE: SD VAE windowed mid-block attention (small config) and the TAEF2 tiny autoencoder."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from model.config import official, tiny
+from model.errors import CheckpointError
+from model.taesd import ENCODER_FILE, TinyAutoencoder, load_taef2, load_taef2_weights
+from model.vae import AutoencoderKL, LatentVAE, WindowedAttnProcessor, sd_vae_kwargs
+
+SMALL_SD = official().replace(
+    vae_block_out_channels=(16, 16, 32), vae_layers_per_block=1, norm_groups=8, vae_attn_window=4
+)
+
+
+def manual_window_attention(attn, x: torch.Tensor, window: int) -> torch.Tensor:
+    """Reference: GroupNorm -> single-head softmax attention -> projection -> residual, one window at a time."""
+    out = torch.empty_like(x)
+    for top in range(0, x.shape[2], window):
+        for left in range(0, x.shape[3], window):
+            tile = x[:, :, top : top + window, left : left + window]
+            b, c, h, w = tile.shape
+            n = attn.group_norm(tile).flatten(2).transpose(1, 2)
+            q, k, v = attn.to_q(n), attn.to_k(n), attn.to_v(n)
+            weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(c), dim=-1)
+            y = attn.to_out[0](weights @ v).transpose(1, 2).reshape(b, c, h, w)
+            out[:, :, top : top + window, left : left + window] = y + tile
+    return out
+
+
+@pytest.fixture(scope="module")
+def sd_vae() -> LatentVAE:
+    torch.manual_seed(0)
+    return LatentVAE(SMALL_SD).eval()
+
+
+def test_windowed_attention_matches_per_window_reference(sd_vae: LatentVAE) -> None:
+    for coder in (sd_vae.model.encoder, sd_vae.model.decoder):
+        attn = coder.mid_block.attentions[0]
+        assert isinstance(attn.processor, WindowedAttnProcessor)
+        x = torch.randn(1, attn.to_q.in_features, 10, 13)  # 3x4 windows, 2 rows / 1 column at the edges
+        with torch.no_grad():
+            got = attn(x)
+            expected = manual_window_attention(attn, x, 4)
+            full = manual_window_attention(attn, x, 13)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(got, full, atol=1e-3)
+
+
+def test_whole_latent_window_equals_stock_vae(sd_vae: LatentVAE) -> None:
+    stock = AutoencoderKL(**sd_vae_kwargs(SMALL_SD)).eval()
+    stock.load_state_dict(sd_vae.model.state_dict())
+    big = LatentVAE(SMALL_SD.replace(vae_attn_window=64)).eval()
+    big.model.load_state_dict(sd_vae.model.state_dict())
+    x = torch.rand(1, 3, 40, 52) * 2 - 1  # latent 10x13
+    with torch.no_grad():
+        z_stock = stock.encode(x).latent_dist.mode() * SMALL_SD.vae_scaling_factor
+        z_big = big.encode(x)
+        z_win = sd_vae.encode(x)
+        torch.testing.assert_close(z_big, z_stock, rtol=0, atol=0)
+        assert not torch.allclose(z_win, z_stock, atol=1e-4)
+        y_stock = stock.decode(z_stock / SMALL_SD.vae_scaling_factor).sample
+        torch.testing.assert_close(big.decode(z_stock), y_stock, rtol=0, atol=0)
+        assert not torch.allclose(sd_vae.decode(z_stock), y_stock, atol=1e-4)
+
+
+def test_sd_encode_sample_and_shapes(sd_vae: LatentVAE) -> None:
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        mode = sd_vae.encode(x)
+        a = sd_vae.encode(x, sample=True, generator=torch.Generator().manual_seed(7))
+        b = sd_vae.encode(x, sample=True, generator=torch.Generator().manual_seed(7))
+        y = sd_vae.decode(mode)
+    assert mode.shape == (2, 4, 8, 12) and mode.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, mode)
+    assert y.shape == x.shape
+
+
+def test_unknown_vae_type() -> None:
+    with pytest.raises(ValueError, match="unknown vae_type"):
+        LatentVAE(tiny().replace(vae_type="vq"))
+
+
+def taef2_folder(shared_data: Path) -> Path:
+    folder = shared_data / "weights" / "taef2_flux2_tiny_autoencoder"
+    if not (folder / ENCODER_FILE).is_file():
+        pytest.skip(f"TAEF2 weights not found in {folder}")
+    return folder
+
+
+def test_taef2_round_trip_on_kodak(shared_data: Path) -> None:
+    folder = taef2_folder(shared_data)
+    image = shared_data / "images" / "kodak" / "kodim01.png"
+    if not image.is_file():
+        pytest.skip(f"{image} not found")
+    vae = LatentVAE(tiny())
+    vae.load_weights(folder)
+    pixels = torch.from_numpy(np.array(Image.open(image).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+    x = pixels[:, :, :256, :384] * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(x)
+        y = vae.decode(z).clamp(-1, 1)
+    assert z.shape == (1, 32, 32, 48)
+    psnr = -10 * math.log10(F.mse_loss((y + 1) / 2, (x + 1) / 2).item())
+    assert psnr > 24, psnr
+    assert 0.5 < z.std().item() < 1.5
+
+
+def test_taef2_strict_loading_names_file_and_keys(shared_data: Path, tmp_path: Path) -> None:
+    folder = taef2_folder(shared_data)
+    model = load_taef2(folder)
+    assert isinstance(model, TinyAutoencoder)
+    state = dict(model.encoder.state_dict())
+    del state["14.bias"]
+    state["15.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / ENCODER_FILE)
+    with pytest.raises(CheckpointError, match=r"taef2_encoder\.pth.*missing keys \[14\.bias\].*15\.weight"):
+        load_taef2_weights(TinyAutoencoder(), tmp_path)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_taef2_weights(TinyAutoencoder(), tmp_path / "absent")
