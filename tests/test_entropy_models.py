@@ -30,6 +30,15 @@ from model.entropy_models import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """One intra-op thread: the test machines are shared, and oversubscribed threads make tiny models crawl."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # --------------------------------------------------------------------------------------------- fake coder
 class FakeSymbolEncoder:
     """Queues what it is given; `finish()` returns the queue (stands in for the bytes)."""

@@ -6,7 +6,7 @@ import torch
 
 from model.config import official, tiny
 from model.intra import IntraCodec
-from tests.test_entropy_models import FakeSymbolDecoder, FakeSymbolEncoder
+from tests.test_entropy_models import FakeSymbolDecoder, FakeSymbolEncoder, single_thread  # noqa: F401 (autouse)
 
 OFFICIAL_TENSORS = 779
 OFFICIAL_PARAMS = 394_147_783
@@ -106,9 +106,11 @@ def test_input_validation(codec: IntraCodec) -> None:
         codec.decompress(FakeSymbolDecoder([]), 100, 64, 0)
 
 
-def test_gradients_flow_in_training() -> None:
+@pytest.mark.parametrize("train_quant", ["ste", "noise"])
+def test_gradients_flow_in_training(train_quant: str) -> None:
     torch.manual_seed(1)
     model = IntraCodec(tiny()).train()
+    model.train_quant = train_quant
     x, cond = frame(1, 64, 64)
     out = model(x, cond, rate=2)
     loss = out["bits"].sum() / 1e3 + out["f_pix"].square().mean() + out["tokens"].square().mean()
