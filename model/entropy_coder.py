@@ -3,8 +3,8 @@
 Three kinds of symbols share one byte stream, in any order, as long as the decoder repeats the encoder's calls:
 * zero-mean quantised Gaussians over [-128, 127] (constriction `QuantizedGaussian`, leaky: every symbol codable);
 * categorical symbols, one probability row per symbol picked from a table of pmfs (constriction `Categorical`,
-  fast leaky quantisation); symbols are coded grouped by table row (stable order), which is ~10x faster than
-  passing one probability row per symbol;
+  fast leaky quantisation); symbols are coded grouped by table row (stable order), 15-30x faster than passing
+  one probability row per symbol (2k symbols, 16 rows of 256 bins);
 * fixed-length codes (`Uniform` over 2**w values, at most 16 bits per piece: exactly w bits each).
 
 `gaussian_bits` / `categorical_bits` give the exact information content -log2 p of the same 24-bit fixed-point
@@ -37,7 +37,7 @@ _GAUSSIAN = _model.QuantizedGaussian(SYMBOL_MIN, SYMBOL_MAX)
 
 # --------------------------------------------------------------------------------------------- input checks
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    """Flattened CPU numpy view (conversions happen in numpy: torch's threaded casts are slow on busy CPUs)."""
+    """Flattened CPU numpy array (casts happen in numpy: torch's threaded casts are slow on a busy CPU)."""
     tensor = tensor.detach().cpu()
     if tensor.dtype in (torch.bfloat16, torch.float16):
         tensor = tensor.float()
@@ -130,7 +130,8 @@ class SymbolEncoder:
         data = _symbols(values, 0, (1 << nbits) - 1, f"{nbits}-bit values")
         for shift, width in pieces:
             if data.size:
-                self._encoder.encode(((data >> shift) & ((1 << width) - 1)).astype(np.int32), _model.Uniform(1 << width))
+                piece = ((data >> shift) & ((1 << width) - 1)).astype(np.int32)
+                self._encoder.encode(piece, _model.Uniform(1 << width))
 
     def finish(self) -> bytes:
         """The coded stream so far: little-endian 32-bit words (empty when nothing was encoded)."""
