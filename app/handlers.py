@@ -34,17 +34,16 @@ def _no_progress(fraction: float, desc: str) -> None:
 # ---------------------------------------------------------------- input
 
 
-def prepare_clip(source: str, upload: str | None, sample: str | None, raw_width: float | None,
-                 raw_height: float | None, raw_fps: float | None, start: float | None, count: float | None,
-                 downscale: str, limits: Limits, session: Path) -> dict:
-    """Load and check the chosen clip; saves its frames and an original preview in the session folder."""
-    if source == "sample clip":
+def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None, raw_height: float | None,
+                 raw_fps: float | None, start: float | None, count: float | None, downscale: str, limits: Limits,
+                 session: Path) -> dict:
+    """Load and check the uploaded clip, else the chosen sample; saves frames and a preview in the session folder."""
+    path: str | Path | None = upload
+    if not upload:
         clips = sample_clips()
         if sample not in clips:
-            raise InputError("Pick one of the sample clips.")
-        path: str | Path | None = clips[sample]
-    else:
-        path = upload
+            raise InputError("Upload a clip or pick one of the sample clips.")
+        path = clips[sample]
     raw = (int(raw_width or 0), int(raw_height or 0))
     clip = load_clip(path, limits, start=int(start or 0), count=int(count) if count else None, downscale=downscale,
                      raw_size=raw, raw_fps=float(raw_fps or 0))

@@ -35,9 +35,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 gr.Markdown("### 1. Clip")
-                source = gr.Radio(["sample clip", "upload"], value="sample clip" if samples else "upload",
-                                  label="source")
-                sample = gr.Dropdown(samples, value=samples[0] if samples else None, label="sample clip")
+                sample = gr.Dropdown(samples, value=samples[0] if samples else None,
+                                     label="sample clip (used while nothing is uploaded)")
                 upload = gr.File(label="upload (" + ", ".join(CLIP_SUFFIXES) + ")", file_types=list(CLIP_SUFFIXES),
                                  type="filepath", elem_id="s2vc-upload")
                 with gr.Accordion("raw yuv420p (.yuv) size and fps", open=False):
@@ -109,7 +108,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         files = gr.File(label="result files", file_count="multiple", interactive=False)
 
         # ------------------------------------------------------------ events
-        clip_inputs = [source, upload, sample, raw_w, raw_h, raw_fps, start, count, downscale]
+        clip_inputs = [upload, sample, raw_w, raw_h, raw_fps, start, count, downscale]
         clip_outputs = [clip_state, clip_md, original_video, bpp_md, frame]
 
         def on_load(request: gr.Request) -> tuple[str, str]:
@@ -123,9 +122,9 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             slot.get()
             return handlers.model_markdown(slot)
 
-        def on_clip(src, up, smp, rw, rh, rfps, st, n, ds, value, request: gr.Request) -> tuple:
+        def on_clip(up, smp, rw, rh, rfps, st, n, ds, value, request: gr.Request) -> tuple:
             try:
-                clip = handlers.prepare_clip(src, up, smp, rw, rh, rfps, st, n, ds, limits, session_of(request))
+                clip = handlers.prepare_clip(up, smp, rw, rh, rfps, st, n, ds, limits, session_of(request))
             except InputError as exc:
                 return None, f"<span class='s2vc-error'>⚠️ {exc}</span>", None, handlers.bpp_text(None, None), \
                     gr.update()
@@ -139,10 +138,9 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             return [None, "", *[gr.update(value=None, visible=False) for _ in videos], None, None, None,
                     gr.update(interactive=False), gr.update(interactive=False), None]
 
-        def on_run(clip, value, do_sweep, text, codecs, *rest, progress=gr.Progress(),
-                   request: gr.Request = None) -> Iterator[list]:
-            presets = dict(zip(preset_boxes, rest))
-            presets["s2vc"] = "default"
+        def on_run(data: dict, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
+            clip, value, do_sweep, text, codecs = (data[c] for c in (clip_state, kbps, sweep, sweep_text, codec_box))
+            presets = {name: data[box] for name, box in preset_boxes.items()} | {"s2vc": "default"}
             if not clip:
                 yield [None, "⚠️ Load a valid clip first (see the message under the clip settings).",
                        *_results_view(None, metrics)]
@@ -179,7 +177,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         demo.load(on_load, None, [session_state, model_md]).then(
             load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
         demo.unload(on_unload)
-        gr.on([load_btn.click, upload.upload, sample.change, source.change], on_clip, clip_inputs + [kbps],
+        gr.on([load_btn.click, upload.upload, upload.clear, sample.change], on_clip, clip_inputs + [kbps],
               clip_outputs)
         kbps.change(handlers.bpp_text, [kbps, clip_state], bpp_md)
         result_outputs = [*videos, a_box, b_box, *rd_plots.values(), table, bd, conditions_md]
@@ -188,7 +186,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         run_btn.click(on_clip, clip_inputs + [kbps], clip_outputs).then(
             on_reset, None, [run_state, status_md, *videos, slider_full, slider_crop, diff_image, zip_btn,
                              report_btn, files]).then(
-            on_run, [clip_state, kbps, sweep, sweep_text, codec_box, *preset_boxes.values()],
+            on_run, {clip_state, kbps, sweep, sweep_text, codec_box, *preset_boxes.values()},
             [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
             concurrency_id="codec").then(
             on_finish, [clip_state, run_state, per_frame_metric],

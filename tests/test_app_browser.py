@@ -1,0 +1,97 @@
+"""End to end in a real headless browser: upload a short clip, run one bitrate, see players, slider, plot, table.
+
+Uses Debian's chromium (`bash setup.sh --browser`) through playwright; skipped only when no chromium binary exists.
+The screenshot goes to $S2VC_SCREENSHOT (default /tmp/s2vc_app_e2e.png).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "assets" / "clips" / "cars_320x240_30f.mp4"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path: Path):
+    """`python -m app` on a free localhost port, with its session folders under tmp_path."""
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False", "S2VC_MAX_FRAMES": "32"}
+    log = open(tmp_path / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    else:
+        proc.kill()
+    if proc.poll() is not None:
+        pytest.fail("the app did not start:\n" + (tmp_path / "app.log").read_text()[-3000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (install it with `bash setup.sh --browser`)")
+def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    screenshot = Path(os.environ.get("S2VC_SCREENSHOT", "/tmp/s2vc_app_e2e.png"))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        page.locator("#s2vc-run").wait_for(timeout=30_000)
+        expect(page.locator("#s2vc-model")).to_contain_text("S2VC")
+
+        page.locator("#s2vc-upload input[type=file]").set_input_files(str(CLIP))
+        expect(page.locator("#s2vc-clip")).to_contain_text("20 frames", timeout=30_000)
+        expect(page.locator("#s2vc-clip")).to_contain_text("320x240")
+
+        page.locator("#s2vc-run").click()
+        expect(page.locator("#s2vc-status")).to_contain_text("Done.", timeout=90_000)
+        expect(page.locator("#s2vc-zip")).to_be_enabled(timeout=30_000)
+
+        expect(page.locator("#s2vc-players video")).to_have_count(3, timeout=10_000)  # original, x265, vvenc
+        players = page.locator("#s2vc-players").inner_text()
+        assert "HEVC (x265)" in players and "VVC (vvenc)" in players and "kbps" in players
+        expect(page.locator("#s2vc-slider img").first).to_be_visible(timeout=30_000)
+        expect(page.locator("#s2vc-plots .js-plotly-plot").first).to_be_visible(timeout=30_000)
+        table = page.locator("#s2vc-table").inner_text()
+        assert "HEVC (x265)" in table and "VVC (vvenc)" in table and "medium" in table and "faster" in table
+
+        page.locator("#s2vc-players").scroll_into_view_if_needed()
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    assert screenshot.stat().st_size > 10_000
