@@ -186,7 +186,9 @@ class InterCodec(nn.Module):
         )
         self.y_prior_fusion = ConvStack(*(DepthConvBlock4(3 * y_ch, 3 * y_ch) for _ in range(3)))
         self.y_spatial_prior = ConvStack(
-            DepthConvBlock4(4 * y_ch, 3 * y_ch), DepthConvBlock4(3 * y_ch, 3 * y_ch), DepthConvBlock4(3 * y_ch, 2 * y_ch)
+            DepthConvBlock4(4 * y_ch, 3 * y_ch),
+            DepthConvBlock4(3 * y_ch, 3 * y_ch),
+            DepthConvBlock4(3 * y_ch, 2 * y_ch),
         )
         self.decoder = ContextualDecoder(ch, y_ch)
         self.recon_pix = ReconHead(ch, config.ctrl_channels)
@@ -206,11 +208,13 @@ class InterCodec(nn.Module):
         return 1.0 if self.y_q_scale is None else self.y_q_scale[rate].clamp_min(1e-3)
 
     def _context(self, ref: RefState, batch: int, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reset frames adapt the 4-channel x0 latent, others the propagated feature -> (ctx, ctx_t)."""
+        """Reset frames adapt the x0 latent, others the propagated feature -> (ctx, ctx_t)."""
         if ref.is_reset:
-            source, adaptor, width, name = ref.ref_latent, self.feature_adaptor_i, self.config.latent_channels, "latent"
+            source, adaptor, name = ref.ref_latent, self.feature_adaptor_i, "latent"
+            width = self.config.latent_channels
         else:
-            source, adaptor, width, name = ref.ref_feature, self.feature_adaptor_p, self.config.inter_channels, "feature"
+            source, adaptor, name = ref.ref_feature, self.feature_adaptor_p, "feature"
+            width = self.config.inter_channels
         expected = (batch, width, hp // 8, wp // 8)
         if source is None:
             raise ValueError(f"{'a reset' if ref.is_reset else 'a non-reset'} P-frame needs ref_{name}")

@@ -208,7 +208,7 @@ def test_scale_table_quantize_is_straight_through() -> None:
         assert torch.equal(table.quantize(s), table.values[table.index(s)])
 
 
-# --------------------------------------------------------------------------------------------- likelihoods and quantisation
+# ------------------------------------------------------------------------------------- likelihoods and quantisation
 def test_gaussian_likelihood() -> None:
     std = torch.full((256,), 2.0)
     q = torch.arange(-128.0, 128.0)
