@@ -188,3 +188,15 @@ def test_load_sd15_weights_from_local_folder(tmp_path) -> None:
     for key, value in base_to_wrapped_keys(model, base.state_dict()).items():
         if not key.startswith("conv_in."):
             assert torch.equal(own[key], value), key
+
+
+def test_bf16_iframe_then_fp32_pframe(net: OneStepUNet) -> None:
+    f_pix, tokens = inputs(64, 64)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            x0_i, feats = net.generate(f_pix, tokens, "iframe")
+        x0_p, feats_p = net.generate(f_pix, tokens, "pframe", feats)
+    assert x0_i.dtype == x0_p.dtype == torch.float32
+    assert all(f.dtype == torch.bfloat16 for f in feats)
+    assert all(f.dtype == torch.float32 for f in feats_p)
+    assert torch.isfinite(x0_p).all()

@@ -103,11 +103,11 @@ def test_taef2_round_trip_on_kodak(shared_data: Path) -> None:
     vae = LatentVAE(tiny())
     vae.load_weights(folder)
     pixels = torch.from_numpy(np.array(Image.open(image).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
-    x = pixels[:, :, :256, :384] * 2 - 1
+    x = pixels[:, :, :192, :256] * 2 - 1
     with torch.no_grad():
         z = vae.encode(x)
         y = vae.decode(z).clamp(-1, 1)
-    assert z.shape == (1, 32, 32, 48)
+    assert z.shape == (1, 32, 24, 32)
     psnr = -10 * math.log10(F.mse_loss((y + 1) / 2, (x + 1) / 2).item())
     assert psnr > 24, psnr
     assert 0.5 < z.std().item() < 1.5
