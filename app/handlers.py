@@ -118,13 +118,16 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
             state["messages"].append(f"S2VC model not available: {slot.error}")
             codecs = [c for c in codecs if c != "s2vc"]
         state["conditions"]["model"] = slot.describe()
-    jobs = [(kbps, codec) for kbps in rates for codec in codecs]
+    choices = {c.name: c for c in engine.codec_choices()}
+    for name in [c for c in codecs if choices[c].reason]:
+        state["messages"].append(f"{choices[name].label} not available: {choices[name].reason}")
+    instances = {c: engine.make_codec(c, presets.get(c, ""), model) for c in codecs if not choices[c].reason}
+    jobs = [(kbps, codec) for kbps in rates for codec in instances]
     for index, (kbps, codec) in enumerate(jobs):
-        name = _codec_label(codec)
-        progress(index / max(len(jobs), 1), f"{name} @ {kbps:g} kbps: encoding and decoding")
+        name = choices[codec].label
+        progress(index / len(jobs), f"{name} @ {kbps:g} kbps: encoding (rate search) and decoding")
         try:
-            result = engine.encode(codec, frames, clip["fps"], kbps, presets.get(codec, ""), out / "bitstreams",
-                                   model=model if codec == "s2vc" else None)
+            result = engine.encode(instances[codec], frames, clip["fps"], kbps, out / "bitstreams")
         except Exception as exc:  # one failing encoder must not stop the others
             state["messages"].append(f"{name} @ {kbps:g} kbps failed: {exc}")
             yield state
@@ -146,17 +149,12 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
     yield state
 
 
-def _codec_label(name: str) -> str:
-    return next((c.label for c in engine.codec_choices() if c.name == name), name)
-
-
 def test_conditions(clip: dict, codecs: list[str], presets: dict[str, str], slot: ModelSlot) -> dict:
-    """What a results table must be read with: clip, coding structure, presets, machine."""
+    """What a results table must be read with: clip, presets, machine (each codec adds its own settings)."""
     return {"clip": clip["name"], "size": f"{clip['width']}x{clip['height']}", "frames": clip["count"],
             "start frame": clip["start"], "fps": clip["fps"], "preparation": "; ".join(clip["notes"]) or "none",
-            "input format": "8-bit RGB -> YUV 4:2:0 per encoder", "coding structure":
-            "low delay, no B-frames, one intra frame for the clip",
-            "presets": {c: presets.get(c, "") for c in codecs}, "metrics computed on": "8-bit RGB frames",
+            "codecs and presets": {c: presets.get(c, "") for c in codecs},
+            "metrics computed on": "8-bit RGB frames at the clip's size",
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
 
 
@@ -175,7 +173,8 @@ def results_table(state: dict | None) -> pd.DataFrame:
     rows = []
     for r in (state or {}).get("records", []):
         row = {"codec": r["label"], "preset": r["preset"], "target kbps": r["target_kbps"],
-               "kbps": round(r["kbps"], 2), "bpp": round(r["bpp"], 5)}
+               "kbps": round(r["kbps"], 2), "within 5%": "yes" if r["within_tolerance"] else "no",
+               "bpp": round(r["bpp"], 5)}
         for metric, values in r["per_frame"].items():
             finite = [v for v in values if np.isfinite(v)]
             row[metric] = round(float(np.mean(finite)), 4) if finite else float("inf")
@@ -218,8 +217,8 @@ def conditions_markdown(state: dict | None) -> str:
         return ""
     lines = [f"- **{key}**: {value}" for key, value in state["conditions"].items()]
     for r in player_records(state):
-        lines.append(f"- **{r['label']}**: {r['encoder']} {r['version']}, preset {r['preset']}, "
-                     f"{r['rate_control']}; `{r['command']}`")
+        settings = ", ".join(f"{k}: {v}" for k, v in r["settings"].items())
+        lines.append(f"- **{r['label']}** ({r['version']}): {settings}; `{r['command']}`")
     return "\n".join(lines)
 
 

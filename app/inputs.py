@@ -20,7 +20,7 @@ class InputError(ValueError):
 
 @dataclass
 class Clip:
-    """Frames ready for coding: uint8 RGB [T,H,W,3] with even H and W."""
+    """Frames ready for coding: uint8 RGB [T,H,W,3]."""
 
     frames: np.ndarray
     fps: float
@@ -71,65 +71,61 @@ def load_clip(path: str | Path | None, limits: Limits, *, start: int = 0, count:
     factor = DOWNSCALES.get(downscale)
     if factor is None:
         raise InputError(f"Unknown downscale {downscale!r}; choose one of {', '.join(DOWNSCALES)}.")
-    if path.suffix.lower() == ".yuv":
-        frames, fps, source = _read_raw(path, raw_size, raw_fps, start, count)
-    else:
-        frames, fps, source = _read_container(path, start, count)
-    if len(frames) == 0:
-        raise InputError(f"{path.name} has no frames at or after frame {start}.")
+    frames, fps, source = _read(path, raw_size, raw_fps, start, count, factor, limits)
     notes = []
     if factor > 1:
         frames = _downscale(frames, factor)
         notes.append(f"downscaled 1/{factor} from {source[0]}x{source[1]}")
-    frames, cropped = _even(frames)
-    if cropped:
-        notes.append("cropped by one pixel to even width/height (4:2:0 needs even sizes)")
     if len(frames) < 2:
         raise InputError(f"{path.name} gives only 1 frame from frame {start}; a video comparison needs at least 2.")
     w, h = frames.shape[2], frames.shape[1]
-    if w * h > limits.max_pixels:
-        raise InputError(f"{w}x{h} is {w * h:,} pixels per frame; the limit is {limits.max_pixels:,}. "
-                         "Pick a downscale.")
     if w < 16 or h < 16:
         raise InputError(f"{w}x{h} is too small; frames must be at least 16x16.")
     return Clip(frames=np.ascontiguousarray(frames), fps=fps, name=path.name, source_size=source, start=start,
                 notes=notes)
 
 
-def _read_raw(path: Path, raw_size: tuple[int, int] | None, raw_fps: float | None, start: int,
-              count: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    from app.interim import read_yuv420p
+def _read(path: Path, raw_size: tuple[int, int] | None, raw_fps: float | None, start: int, count: int,
+          factor: int, limits: Limits) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Probe (size, fps, frame count) before decoding only the frames asked for."""
+    from model.video_io import VideoReadError, probe_video, read_video
 
-    if not raw_size or not all(raw_size) or not raw_fps:
-        raise InputError("Raw .yuv needs its width, height and fps (yuv420p, 8 bit).")
-    w, h = int(raw_size[0]), int(raw_size[1])
-    frame_bytes = w * h * 3 // 2
-    total = path.stat().st_size
-    if w % 2 or h % 2 or total % frame_bytes:
-        raise InputError(f"{path.name} is {total} bytes, not a whole number of {w}x{h} yuv420p frames "
-                         f"({frame_bytes} bytes each); check the size fields.")
-    frames = read_yuv420p(path, w, h, start=start, count=count)
-    return frames, float(raw_fps), (w, h)
-
-
-def _read_container(path: Path, start: int, count: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    from app.interim import VideoReadError, probe, read_video
-
+    raw = path.suffix.lower() == ".yuv"
+    if raw and (not raw_size or not all(raw_size) or not raw_fps):
+        raise InputError("Raw .yuv needs its width, height and fps (8-bit yuv420p).")
+    size, fps = (tuple(int(v) for v in raw_size), float(raw_fps)) if raw else (None, None)
     try:
-        info = probe(path)
-        frames = read_video(path, start=start, count=count)
-    except (VideoReadError, OSError, ValueError) as exc:
-        raise InputError(f"{path.name} could not be read as a video: {exc}") from None
-    return frames, float(info.fps), (int(info.width), int(info.height))
+        info = probe_video(path, size=size, fps=fps)
+    except VideoReadError as exc:
+        raise InputError(f"{path.name} could not be read as a video: {_reason(exc, path)}") from None
+    except Exception as exc:  # PyAV/PIL errors on files that only look like videos
+        raise InputError(f"{path.name} could not be read as a video ({type(exc).__name__}).") from None
+    pixels = (info.width // factor) * (info.height // factor)
+    if pixels > limits.max_pixels:
+        scaled = f" ({pixels:,} after the 1/{factor} downscale)" if factor > 1 else ""
+        raise InputError(f"{info.width}x{info.height} is {info.width * info.height:,} pixels per frame{scaled}; "
+                         f"the limit is {limits.max_pixels:,}. Pick a (larger) downscale.")
+    if info.frames is not None and info.frames <= start:
+        raise InputError(f"{path.name} has {info.frames} frames; start frame {start} is past its end.")
+    try:
+        frames, rate = read_video(path, start=start, frames=count, size=size, fps=fps)
+    except VideoReadError as exc:
+        raise InputError(f"{path.name} could not be decoded: {_reason(exc, path)}") from None
+    except Exception as exc:
+        raise InputError(f"{path.name} could not be decoded ({type(exc).__name__}).") from None
+    return frames, rate, (info.width, info.height)
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """The reader's one-line reason without the server-side path."""
+    return str(exc).replace(f"{path}: ", "").replace(str(path), path.name)
 
 
 def _downscale(frames: np.ndarray, factor: int) -> np.ndarray:
-    from app.interim import resize
+    """Area-average downscale by FFmpeg's swscale (through PyAV) to even sizes."""
+    import av
 
-    t, h, w, _ = frames.shape
-    return resize(frames, (w // factor) // 2 * 2, (h // factor) // 2 * 2)
+    height, width = frames.shape[1] // factor // 2 * 2, frames.shape[2] // factor // 2 * 2
+    return np.stack([av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+                     .reformat(width, height, interpolation="AREA").to_ndarray(format="rgb24") for f in frames])
 
-
-def _even(frames: np.ndarray) -> tuple[np.ndarray, bool]:
-    h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    return frames[:, :h, :w], (h, w) != frames.shape[1:3]

@@ -25,11 +25,13 @@ SYNC_JS = """
     if (v.dataset.s2vcSync) return; v.dataset.s2vcSync = '1'; v.loop = true; v.muted = true;
     v.addEventListener('play', () => follow(v, o => { o.currentTime = v.currentTime; o.play().catch(() => {}); }));
     v.addEventListener('pause', () => follow(v, o => o.pause()));
-    v.addEventListener('seeked', () => follow(v, o => { if (Math.abs(o.currentTime - v.currentTime) > 0.02) o.currentTime = v.currentTime; }));
+    v.addEventListener('seeked', () => follow(v, o => {
+      if (Math.abs(o.currentTime - v.currentTime) > 0.02) o.currentTime = v.currentTime; }));
     v.addEventListener('ratechange', () => follow(v, o => { o.playbackRate = v.playbackRate; }));
   };
   new MutationObserver(() => group().forEach(hook)).observe(document.documentElement, {childList: true, subtree: true});
-  window.s2vcPlayAll = () => { const g = group(); g.forEach(v => { v.currentTime = 0; }); g.forEach(v => v.play().catch(() => {})); };
+  window.s2vcPlayAll = () => {
+    const g = group(); g.forEach(v => { v.currentTime = 0; }); g.forEach(v => v.play().catch(() => {})); };
 })();
 </script>
 """
@@ -38,23 +40,10 @@ PLAY_ALL_JS = "() => { if (window.s2vcPlayAll) window.s2vcPlayAll(); }"
 
 
 def write_preview(frames: np.ndarray, fps: float, path: Path) -> Path:
-    """Encode uint8 RGB frames [T,H,W,3] (even H and W) as a browser-playable H.264 mp4 at `path`."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected uint8 frames [T,H,W,3], got {frames.dtype} {frames.shape}")
-    _, height, width, _ = frames.shape
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=_rate(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(PREVIEW_CRF), "preset": "veryfast", "threads": "1"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    """A browser-playable H.264 mp4 of uint8 RGB frames [T,H,W,3] at `path`."""
+    from model.video_io import write_mp4
+
+    return write_mp4(path, frames, fps, crf=PREVIEW_CRF)
 
 
 def write_lossless(frames: np.ndarray, fps: float, path: Path) -> Path:

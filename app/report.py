@@ -17,7 +17,8 @@ from PIL import Image
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-.frames{display:flex;flex-wrap:wrap;gap:8px}.frames figure{margin:0}.frames img{max-width:380px;image-rendering:pixelated}
+.frames{display:flex;flex-wrap:wrap;gap:8px}.frames figure{margin:0}
+.frames img{max-width:380px;image-rendering:pixelated}
 figcaption{font-size:12px;text-align:center}.plots{display:grid;grid-template-columns:1fr 1fr;gap:8px}
 """
 
@@ -35,7 +36,7 @@ def write_report(clip: dict, state: dict, figures: dict[str, Any], table: pd.Dat
              "<h2>BD-rates</h2>", bd.to_html(index=False, na_rep="–"),
              "<h2>Rate–distortion–perception</h2><div class='plots'>"]
     for index, fig in enumerate(figures.values()):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if index == 0 else False))
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=index == 0))
     parts.append("</div><h2>Key frames</h2>")
     count = len(original)
     for frame in sorted({0, count // 2, count - 1}):
