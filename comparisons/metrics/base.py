@@ -1,0 +1,103 @@
+"""The Metric interface: a name that carries its variant, a direction, availability and per-frame values."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+
+class MetricError(RuntimeError):
+    """A metric cannot be computed here or on these frames; one-line message."""
+
+
+@dataclass
+class MetricValue:
+    """Per-frame values (NaN where a frame has none, inf for e.g. PSNR of identical frames) and the clip value."""
+
+    per_frame: list[float] | None
+    clip: float
+
+
+class Metric(ABC):
+    """``metric(ref, test)`` -> per-frame values for uint8 RGB ``[T,H,W,3]`` pairs at the original resolution."""
+
+    name: ClassVar[str]  # registry key, short but specific (e.g. "psnr_rgb")
+    variant: ClassVar[str]  # exact definition shown next to every value
+    higher_is_better: ClassVar[bool]
+    unit: ClassVar[str] = ""
+
+    @classmethod
+    def availability(cls) -> str | None:
+        """None when the metric can run here, else why not (missing package or weights, one line)."""
+        return None
+
+    def applicable(self, frames: int, height: int, width: int) -> str | None:
+        """None when the metric is defined for clips of this shape, else why not."""
+        return None
+
+    @abstractmethod
+    def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """Float64 ``[T]``."""
+
+    def evaluate(self, ref: np.ndarray, test: np.ndarray) -> MetricValue:
+        """Per-frame values and their mean over the frames that have one (the clip value)."""
+        check_pair(ref, test)
+        reason = self.availability() or self.applicable(*ref.shape[:3])
+        if reason:
+            raise MetricError(f"{self.name}: {reason}")
+        values = np.asarray(self.per_frame(ref, test), dtype=np.float64)
+        defined = values[~np.isnan(values)]
+        return MetricValue([float(v) for v in values], float(defined.mean()) if defined.size else float("nan"))
+
+    def __call__(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return np.asarray(self.evaluate(ref, test).per_frame, dtype=np.float64)
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "variant": self.variant, "higher_is_better": self.higher_is_better,
+                "unit": self.unit, "available": self.availability() is None, "why_unavailable": self.availability()}
+
+
+def check_pair(ref: np.ndarray, test: np.ndarray) -> None:
+    for a in (ref, test):
+        if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8:
+            raise MetricError(f"frames must be uint8 [T,H,W,3], got {a.dtype} {list(a.shape)}")
+    if ref.shape != test.shape:
+        raise MetricError(f"reference {list(ref.shape)} and test {list(test.shape)} frames differ in shape")
+
+
+def to_tensor(frames: np.ndarray):  # -> torch.Tensor [T,3,H,W] float32 in [0,1]
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def batched(fn, ref: np.ndarray, test: np.ndarray, batch: int = 8) -> np.ndarray:
+    """Apply ``fn(ref_tensor, test_tensor) -> [B]`` over frame batches without autograd."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(ref), batch):
+            out.append(fn(to_tensor(ref[i:i + batch]), to_tensor(test[i:i + batch])).reshape(-1).double().numpy())
+    return np.concatenate(out)
+
+
+def hub_checkpoint(filename: str) -> str | None:
+    """Path of a torch hub checkpoint (``$TORCH_HOME/hub/checkpoints/<filename>``) when present, else None."""
+    import os
+
+    import torch
+
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    return path if os.path.isfile(path) else None
+
+
+def missing_weights(what: str, filename: str) -> str:
+    import os
+
+    import torch
+
+    return (f"{what} weights not found: put {filename} in {os.path.join(torch.hub.get_dir(), 'checkpoints')} "
+            f"(set TORCH_HOME to use another folder); they cannot be downloaded offline")
