@@ -1,0 +1,168 @@
+"""Command line: ``python -m comparisons {run,bdrate,bench,list} ...`` (``--help`` on each)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+RUN_EXAMPLE = ("python -m comparisons run --clip clip.mp4 --codecs s2vc,x265,vvenc --kbps 50,100,200 "
+               "--frames 32 --out /tmp/cmp")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
+
+
+def _presets(text: str) -> dict[str, str]:
+    try:
+        return dict(item.split("=", 1) for item in text.split(",") if item)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected codec=preset[,codec=preset], got {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m comparisons", description="S2VC vs HEVC/VVC comparisons")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="encode a clip with each codec at each bitrate and measure", epilog=RUN_EXAMPLE)
+    run.add_argument("--clip", required=True, help="video file, .y4m, raw .yuv (with --size, --fps) or PNG folder")
+    run.add_argument("--codecs", default="x265,vvenc", help="comma-separated: s2vc, x265, vvenc, svtav1, x264")
+    run.add_argument("--kbps", type=_floats, required=True, help="target bitrates, e.g. 50,100,200")
+    run.add_argument("--out", required=True, type=Path, help="output folder (results.json, CSV, plots, bitstreams)")
+    run.add_argument("--start", type=int, default=0, help="first frame (0-based)")
+    run.add_argument("--frames", type=int, default=None, help="number of frames (default: all)")
+    run.add_argument("--fps", type=float, default=None, help="frame rate (needed for PNG folders and raw .yuv)")
+    run.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT of a raw .yuv")
+    run.add_argument("--preset", type=_presets, default={}, help="per codec, e.g. x265=medium,vvenc=medium")
+    run.add_argument("--intra-period", type=int, default=None, help="frames between intra frames (default: one)")
+    run.add_argument("--tolerance", type=float, default=0.05, help="bitrate tolerance (fraction, default 0.05)")
+    run.add_argument("--metrics", default="available", help="comma-separated names, or 'available' (default)")
+    run.add_argument("--no-png", action="store_true", help="write HTML plots only")
+    run.add_argument("--checkpoint", default=None, help="S2VC checkpoint (default: the bundled model)")
+    run.add_argument("--device", default="cpu", help="S2VC device")
+    bd = sub.add_parser("bdrate", help="BD-rate / BD-quality table from a results.json")
+    bd.add_argument("results", type=Path)
+    bd.add_argument("--anchor", default="x265")
+    bd.add_argument("--metric", action="append", default=None, help="metric name (repeatable; default: all)")
+    bench = sub.add_parser("bench", help="metric throughput (frames/s) on CPU")
+    bench.add_argument("--size", type=_size, default=(416, 240))
+    bench.add_argument("--frames", type=int, default=8)
+    sub.add_parser("list", help="codecs and metrics, and why any is unavailable")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from comparisons.codecs import CODECS, get_codec
+    from comparisons.metrics import METRICS, available_metrics
+    from comparisons.plots import save_figures
+    from comparisons.results import write_csv
+    from comparisons.runner import run_comparison
+    from model.video_io import read_video
+
+    names = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CODECS]
+    if unknown:
+        raise SystemExit(f"error: unknown codec(s) {', '.join(unknown)}; known: {', '.join(CODECS)}")
+    metrics = available_metrics() if args.metrics == "available" else args.metrics.split(",")
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise SystemExit(f"error: unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
+    frames, fps = read_video(args.clip, start=args.start, frames=args.frames, size=args.size, fps=args.fps)
+    codecs = []
+    for name in names:
+        options = {"preset": args.preset.get(name)} if name != "s2vc" else {"checkpoint": args.checkpoint,
+                                                                              "device": args.device}
+        if name != "s2vc":
+            options |= {"intra_period": args.intra_period, "tolerance": args.tolerance}
+        codecs.append(get_codec(name, **options))
+    print(f"clip {args.clip}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} @ {fps:g} fps")
+    results = run_comparison(frames, fps, codecs, args.kbps, args.out, metrics,
+                             clip={"path": str(args.clip), "start": args.start})
+    summary, _ = write_csv(results, args.out)
+    save_figures(results, args.out / "plots", png=not args.no_png)
+    for name, why in results["unavailable"]["codecs"].items():
+        print(f"codec {name} unavailable: {why}")
+    for name, why in results["unavailable"]["metrics"].items():
+        print(f"metric {name} unavailable: {why}")
+    _print_records(results)
+    print(f"wrote {args.out / 'results.json'}, {summary}, plots in {args.out / 'plots'}")
+    return 0
+
+
+def _print_records(results: dict) -> None:
+    import pandas as pd
+
+    from comparisons.results import records_table
+
+    table = records_table(results).drop(columns=["label", "bits"])
+    with pd.option_context("display.max_columns", None, "display.width", 250, "display.float_format", "{:.4f}".format):
+        print(table.to_string(index=False))
+
+
+def _bdrate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from comparisons.bdrate import BDRateError, bd_table
+    from comparisons.results import load_results
+
+    try:
+        table = bd_table(load_results(args.results), args.anchor, args.metric)
+    except (BDRateError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    with pd.option_context("display.width", 250, "display.max_colwidth", 200, "display.float_format", "{:.3f}".format):
+        print(table.drop(columns=["variant"]).to_string(index=False))
+    for metric in dict.fromkeys(table["metric"]):
+        print(f"  {metric}: {table[table.metric == metric]['variant'].iloc[0]}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from comparisons.bench import bench_metrics
+
+    import torch
+
+    w, h = args.size
+    print(f"metric throughput on CPU, {w}x{h}, {args.frames} frames, torch threads {torch.get_num_threads()}")
+    for row in bench_metrics(w, h, args.frames):
+        fps = f"{row['fps']:8.2f} frames/s" if row["fps"] else "       -"
+        print(f"  {row['metric']:<22} {fps}  {row['note']}")
+    return 0
+
+
+def _list(_: argparse.Namespace) -> int:
+    from comparisons.codecs import codec_availability
+    from comparisons.metrics import METRICS, metric_availability
+
+    for name, why in codec_availability().items():
+        print(f"codec  {name:<22} {'available' if why is None else 'unavailable: ' + why}")
+    for name, why in metric_availability().items():
+        print(f"metric {name:<22} {'available' if why is None else 'unavailable: ' + why}  [{METRICS[name].variant}]")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from model.video_io import VideoReadError
+
+    try:
+        return {"run": _run, "bdrate": _bdrate, "bench": _bench, "list": _list}[args.command](args)
+    except VideoReadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

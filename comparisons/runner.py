@@ -1,0 +1,95 @@
+"""Run a comparison: every codec at every target bitrate, every available metric, one results dict."""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from comparisons.codecs import CODECS, Codec, EncodeResult
+from comparisons.metrics import METRICS, MetricError, get_metric, metric_availability
+from comparisons.results import SCHEMA, save_results
+
+METRIC_SPACE = "RGB at the original resolution (S2VC paper protocol); YUV-based metrics state their conversion"
+
+
+def new_results(clip: dict[str, Any], frames: np.ndarray, fps: float, targets_kbps: list[float],
+                metrics: list[str], tolerance: float = 0.05, intra_period: int | None = None) -> dict[str, Any]:
+    """An empty results dict for a clip; records are appended by `add_record`."""
+    t, h, w = frames.shape[:3]
+    reasons = metric_availability()
+    return {
+        "schema": SCHEMA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "clip": {"name": Path(str(clip.get("path", "clip"))).name, **clip, "width": w, "height": h, "fps": fps,
+                 "frames": t},
+        "test_conditions": {"frames": t, "fps": fps, "targets_kbps": list(targets_kbps), "tolerance": tolerance,
+                            "metric_space": METRIC_SPACE,
+                            "intra_period": intra_period or "one intra frame for the clip"},
+        "metrics": {m: {"variant": METRICS[m].variant, "higher_is_better": METRICS[m].higher_is_better,
+                        "unit": METRICS[m].unit} for m in metrics},
+        "unavailable": {"codecs": {}, "metrics": {m: why for m, why in reasons.items() if why}},
+        "records": [],
+    }
+
+
+def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str]) -> dict[str, Any]:
+    """The record of one encode: its codec facts plus every metric (clip value, per frame, seconds)."""
+    record: dict[str, Any] = {
+        "codec": result.codec, "label": result.label, "traditional": CODECS[result.codec].traditional
+        if result.codec in CODECS else True, "version": result.version, "settings": result.settings,
+        "command": result.command, "bitstream": result.bitstream_path, "bits": result.bits, "frames": result.frames,
+        "fps": result.fps, "width": result.width, "height": result.height, "kbps": result.kbps, "bpp": result.bpp,
+        "target_kbps": result.target_kbps, "within_tolerance": result.within_tolerance, "trials": result.trials,
+        "encode_seconds": result.encode_seconds, "decode_seconds": result.decode_seconds,
+        "metrics": {}, "per_frame": {}, "metric_seconds": {}, "metric_errors": {},
+    }
+    for name in metrics:
+        metric = get_metric(name)
+        start = time.perf_counter()
+        try:
+            value = metric.evaluate(ref, result.decoded)
+        except MetricError as exc:
+            record["metric_errors"][name] = str(exc)
+            continue
+        record["metric_seconds"][name] = time.perf_counter() - start
+        record["metrics"][name] = value.clip
+        if value.per_frame is not None:
+            record["per_frame"][name] = value.per_frame
+    return record
+
+
+def run_comparison(frames: np.ndarray, fps: float, codecs: list[Codec], targets_kbps: list[float],
+                   out_dir: str | Path, metrics: list[str] | None = None, clip: dict[str, Any] | None = None,
+                   on_record: Callable[[dict[str, Any], EncodeResult], None] | None = None,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Encode, decode and measure; ``results.json`` in ``out_dir`` is rewritten after every record.
+
+    ``metrics`` defaults to every available one. Unavailable codecs are listed with their reason and skipped.
+    ``on_record(record, encode_result)`` is called as each encode is measured (decoded frames included).
+    """
+    out = Path(out_dir)
+    names = metrics if metrics is not None else [m for m, why in metric_availability().items() if why is None]
+    tolerance = max((getattr(c, "tolerance", 0.05) for c in codecs), default=0.05)
+    intra = next((getattr(c, "intra_period", None) for c in codecs if getattr(c, "intra_period", None)), None)
+    results = new_results(clip or {}, frames, fps, targets_kbps, names, tolerance, intra)
+    for codec in codecs:
+        why = codec.availability()
+        if why:
+            results["unavailable"]["codecs"][codec.name] = why
+            log(f"{codec.name}: skipped ({why})")
+            continue
+        for target in targets_kbps:
+            log(f"{codec.name} @ {target:g} kbps: encoding")
+            result = codec.encode(frames, fps, target, out / "bitstreams")
+            log(f"{codec.name} @ {target:g} kbps: {result.kbps:.2f} kbps real in {len(result.trials)} trial(s), "
+                f"measuring {len(names)} metrics")
+            record = measure(frames, result, names)
+            results["records"].append(record)
+            save_results(results, out / "results.json")
+            if on_record:
+                on_record(record, result)
+    save_results(results, out / "results.json")
+    return results
