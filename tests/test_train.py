@@ -1,6 +1,7 @@
 """Training pipeline: data shapes and the evaluation-clip exclusion, losses, one training step, checkpoint/resume."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,67 @@ def test_config_round_trip(tmp_path: Path) -> None:
         TrainConfig.from_dict({"nope": 1})
     with pytest.raises(ValueError, match="reset"):
         TrainConfig(stage="cascade", num_frames=4, cascade_reset_interval=4)
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+SMALL = {  # the tiny preset, narrower still, so that a step takes about a second on one CPU core
+    "unet_block_out_channels": [16, 32, 32, 32], "semantic_channels": 32, "lora_rank": 2, "lora_alpha": 2,
+    "motion_channels": 4, "intra_pix_channels": 16, "intra_unet_channels": [32, 48, 48], "intra_y_channels": 16,
+    "inter_channels": 32, "inter_y_channels": 16, "inter_z_channels": 8,
+}
+
+
+def _small_config(tmp_path: Path, **changes) -> TrainConfig:
+    base = dict(
+        stage="cascade", model_overrides=SMALL, out_dir=str(tmp_path / "run"), num_frames=4, crop=64,
+        cascade_reset_interval=2, batch_size=1, max_steps=2, warmup_steps=1, checkpoint_every=100, eval_every=0,
+        val_fraction=0.0, lambdas=(1.0, 2.0, 4.0, 8.0), loss=LossWeights(latent_weight=0.05),
+    )
+    return TrainConfig(**{**base, **changes})
+
+
+def _items() -> list[ClipItem]:
+    return [ClipItem("synthetic/clip", _noise_video(6, 72, 80), still=False),
+            ClipItem("synthetic/still", _noise_video(1, 96, 96, seed=1), still=True)]
+
+
+def test_one_step_then_resume(tmp_path: Path) -> None:
+    from model.train.loop import Trainer, checkpoints
+
+    torch.set_num_threads(1)
+    cfg = _small_config(tmp_path, trainable=[r"^inter\.", r"^unet\."])
+    trainer = Trainer(cfg, items=_items())
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    assert trainer.run(steps=1) is None  # one step, then a checkpoint (not finished: max_steps is 2)
+    after = dict(trainer.model.named_parameters())
+    changed = [n for n in before if not torch.equal(before[n], after[n])]
+    assert any(n.startswith("inter.") for n in changed) and any(n.startswith("unet.") for n in changed)
+    assert not any(n.startswith(("vae.", "intra.")) for n in changed)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 1 and np.isfinite(log[0]["loss"]) and log[0]["bpp"] > 0
+    assert [p.name for p in checkpoints(tmp_path / "run")] == ["step_00000001"]
+
+    resumed = Trainer(cfg, items=_items())
+    assert resumed.resume() and resumed.state.step == 1
+    for name, param in resumed.model.named_parameters():
+        assert torch.equal(param, after[name]), name
+    assert resumed.optimizer.state_dict()["state"]  # Adam moments came back too
+
+
+def test_stages_train_the_right_parts() -> None:
+    from model.codec import S2VC
+    from model.config import tiny
+    from model.train.config import TRAINABLE
+    from model.train.loop import select_trainable
+
+    model = S2VC(tiny().replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in SMALL.items()}))
+    select_trainable(model, TRAINABLE["intra"])
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"unet.conv_in.weight", "unet.vae_reduction.short_cut.weight"} <= names
+    assert any(n.startswith("intra.") for n in names) and any("lora_A.iframe" in n for n in names)
+    assert not any(n.startswith(("inter.", "vae.")) or "pframe" in n for n in names)
+    select_trainable(model, TRAINABLE["inter"])
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("pframe_motion_fusion" in n for n in names) and any("lora_A.pframe" in n for n in names)
+    assert all(n.startswith("inter.") or "pframe" in n for n in names)

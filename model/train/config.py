@@ -129,28 +129,40 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+LATENT_ONLY = LossWeights(pixel_weight=0.0, latent_weight=0.05)  # ~ pixel-MSE units for TAEF2 (white noise: 0.025)
+PERCEPTUAL = LossWeights(pixel_weight=1.0, perceptual_weight=0.05, latent_weight=0.05)
+
+
 def tiny_cpu_intra() -> TrainConfig:
-    """CPU, tiny model, stage 1: I-frames on 128px crops."""
+    """CPU, tiny model, stage 1: I-frames on 128px crops, latent loss only (no autoencoder decoder: cheap)."""
     return TrainConfig(
         stage="intra", out_dir="runs/tiny-intra", num_frames=1, crop=128, still_fraction=0.5, batch_size=4,
-        lr=2e-4, max_steps=20000, loss=LossWeights(perceptual_weight=0.05),
+        lr=2e-4, max_steps=20000, decode=False, loss=LATENT_ONLY,
+    )
+
+
+def tiny_cpu_intra_finetune() -> TrainConfig:
+    """CPU, tiny model, stage 1b: the I-frame path decoded to pixels: MSE + ST-LPIPS + latent loss."""
+    return tiny_cpu_intra().replace(
+        out_dir="runs/tiny-intra-ft", init_from="runs/tiny-intra/final", batch_size=2, lr=5e-5, warmup_steps=50,
+        max_steps=3000, decode=True, loss=PERCEPTUAL,
     )
 
 
 def tiny_cpu_inter() -> TrainConfig:
-    """CPU, tiny model, stage 2: P-frames on (I, P_reset, P) triplets, starting from the intra stage's result."""
+    """CPU, tiny model, stage 2: P-frames on (I, reset P, P) triplets from the intra result, latent loss only."""
     return TrainConfig(
-        stage="inter", out_dir="runs/tiny-inter", init_from="runs/tiny-intra/final", num_frames=3, crop=128,
-        still_fraction=0.3, batch_size=2, lr=1e-4, max_steps=10000, loss=LossWeights(perceptual_weight=0.05),
+        stage="inter", out_dir="runs/tiny-inter", init_from="runs/tiny-intra-ft/final", num_frames=3, crop=128,
+        still_fraction=0.3, batch_size=2, lr=1e-4, max_steps=10000, decode=False, loss=LATENT_ONLY,
     )
 
 
 def tiny_cpu_cascade() -> TrainConfig:
-    """CPU, tiny model, stage 3: 7-frame clips through the buffers with a reset at frame 5 (period 4)."""
+    """CPU, tiny model, stage 3: 7-frame clips through the buffers with a reset at frame 5 (period 4), decoded
+    to pixels: MSE + ST-LPIPS + latent loss."""
     return TrainConfig(
         stage="cascade", out_dir="runs/tiny-cascade", init_from="runs/tiny-inter/final", num_frames=7, crop=128,
-        still_fraction=0.2, batch_size=1, lr=5e-5, max_steps=4000, cascade_reset_interval=4,
-        loss=LossWeights(perceptual_weight=0.05),
+        still_fraction=0.2, batch_size=1, lr=5e-5, max_steps=4000, cascade_reset_interval=4, loss=PERCEPTUAL,
     )
 
 
@@ -160,9 +172,11 @@ def _gpu(cfg: TrainConfig, **changes: Any) -> TrainConfig:
 
 PRESETS = {
     "tiny-cpu-intra": tiny_cpu_intra,
+    "tiny-cpu-intra-ft": tiny_cpu_intra_finetune,
     "tiny-cpu-inter": tiny_cpu_inter,
     "tiny-cpu-cascade": tiny_cpu_cascade,
     "tiny-gpu-intra": lambda: _gpu(tiny_cpu_intra(), batch_size=16, max_steps=50000),
+    "tiny-gpu-intra-ft": lambda: _gpu(tiny_cpu_intra_finetune(), batch_size=8, max_steps=10000),
     "tiny-gpu-inter": lambda: _gpu(tiny_cpu_inter(), batch_size=8, max_steps=30000),
     "tiny-gpu-cascade": lambda: _gpu(tiny_cpu_cascade(), batch_size=4, max_steps=10000),
 }

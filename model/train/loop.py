@@ -32,13 +32,13 @@ CHECKPOINT_PREFIX = "step_"
 class ClipCoder(nn.Module):
     """The unit that DDP wraps: `forward(frames, rate)` = `S2VC.forward_frames` with this stage's settings."""
 
-    def __init__(self, model: nn.Module, stage: str, decode: bool, reset_interval: int | None):
+    def __init__(self, model: nn.Module, decode: bool, reset_interval: int | None):
         super().__init__()
         self.model = model
-        self.stage, self.decode, self.reset_interval = stage, decode, reset_interval
+        self.decode, self.reset_interval = decode, reset_interval
 
     def forward(self, frames: torch.Tensor, rate: torch.Tensor) -> list[dict]:
-        return code_clip(self.model, frames, rate, self.stage, self.decode, self.reset_interval)
+        return code_clip(self.model, frames, rate, self.decode, self.reset_interval)
 
 
 class TrainState:
@@ -57,20 +57,27 @@ class TrainState:
 # ----------------------------------------------------------------------------------------------- model
 
 
-def code_clip(model: nn.Module, frames: torch.Tensor, rate: torch.Tensor, stage: str, decode: bool,
+def code_clip(model: nn.Module, frames: torch.Tensor, rate: torch.Tensor, decode: bool,
               reset_interval: int | None) -> list[dict]:
-    """Per-frame outputs of `model.forward_frames`; the I-frame runs without gradients outside the intra stage."""
-    return model.forward_frames(frames, rate, decode=decode, reset_interval=reset_interval,
-                                freeze_iframe=stage != "intra")
+    """Per-frame outputs of `model.forward_frames`, with the reset period overridden while training the cascade."""
+    if reset_interval is None or reset_interval == model.config.reset_interval:
+        return model.forward_frames(frames, rate, decode=decode)
+    config = model.config
+    model.config = config.replace(reset_interval=reset_interval)
+    try:
+        return model.forward_frames(frames, rate, decode=decode)
+    finally:
+        model.config = config
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The S2VC model of `cfg`, from `init_from` when given, else fresh with the pretrained autoencoder loaded."""
+    from model.checkpoints import is_pretrained_folder
     from model.codec import S2VC
     from model.config import S2VCConfig, preset
 
     source = Path(cfg.init_from) if cfg.init_from else None
-    if source is not None and (source / "config.json").exists():
+    if source is not None and is_pretrained_folder(source):
         if cfg.model_overrides or cfg.model_config:
             raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config/overrides")
         return S2VC.from_pretrained(source)
@@ -195,9 +202,8 @@ class Trainer:
         params = select_trainable(model, cfg.trainable_patterns)
         if cfg.gradient_checkpointing:
             enable_gradient_checkpointing(model)
-        model.vae.eval()
         reset = cfg.cascade_reset_interval if cfg.stage == "cascade" else None
-        coder = ClipCoder(model, cfg.stage, cfg.decode, reset)
+        coder = ClipCoder(model, cfg.decode, reset)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
@@ -250,10 +256,16 @@ class Trainer:
         return True
 
     # --- one step ---
-    def train_step(self, frames: torch.Tensor) -> dict[str, float]:
-        cfg, acc = self.cfg, self.accelerator
+    def set_modes(self) -> None:
+        """Train mode, except the frozen parts: the autoencoder, and the I-frame codec after the intra stage."""
         self.coder.train()
         self.model.vae.eval()
+        if self.cfg.stage != "intra":
+            self.model.intra.eval()
+
+    def train_step(self, frames: torch.Tensor) -> dict[str, float]:
+        cfg, acc = self.cfg, self.accelerator
+        self.set_modes()
         rate = batch_rates(cfg.seed, self.state.step, acc.process_index, frames.shape[0], self.num_rates)
         frames, rate = frames.to(acc.device), rate.to(acc.device)
         with acc.autocast():
@@ -305,7 +317,7 @@ class Trainer:
                 for k, v in terms.items():
                     acc_terms.setdefault(k, []).append(float(v.float().mean()))
             rows.append({"rate": r, **{k: sum(v) / len(v) for k, v in acc_terms.items()}})
-        coder.train()
+        self.set_modes()
         return rows
 
     # --- the loop ---
@@ -358,6 +370,7 @@ class Trainer:
         final = self.out_dir / "final"
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
+            self.model.invalidate_hash()
             self.model.save_pretrained(final)
             self.cfg.save(final / "train_config.json")
         self.accelerator.wait_for_everyone()
