@@ -340,8 +340,11 @@ def _read_container(p: Path, start: int, frames: int | None, fps: float | None) 
         if out is None:  # frames without timestamps after a seek: decode from the beginning instead
             container.seek(0)
             out = _decode(p, container, stream, rate, start, frames, seek=False)
+        expected = (stream.frames or 0) - start
     if not out:
         raise VideoReadError(f"{p}: no decodable frames (truncated, corrupt or too short for start={start})")
+    if frames is None and len(out) < expected:
+        raise VideoReadError(f"{p}: truncated: decoded {len(out)} of the {expected} frames the container lists")
     if len({f.shape for f in out}) > 1:
         raise VideoReadError(f"{p}: the frame size changes inside the clip, which is not supported")
     return np.stack(out), rate
