@@ -92,7 +92,9 @@ def _run(args: argparse.Namespace) -> int:
     results = run_comparison(frames, fps, codecs, args.kbps, args.out, metrics,
                              clip={"path": str(args.clip), "start": args.start})
     summary, _ = write_csv(results, args.out)
-    save_figures(results, args.out / "plots", png=not args.no_png)
+    _, png_error = save_figures(results, args.out / "plots", png=not args.no_png)
+    if png_error:
+        print(f"plots: {png_error}; HTML written")
     for name, why in results["unavailable"]["codecs"].items():
         print(f"codec {name} unavailable: {why}")
     for name, why in results["unavailable"]["metrics"].items():

@@ -48,18 +48,25 @@ def per_frame_figure(results: dict[str, Any], metric: str) -> go.Figure:
     return fig
 
 
-def save_figures(results: dict[str, Any], out_dir: str | Path, png: bool = True) -> list[Path]:
-    """``rd_<metric>.html`` (and ``.png`` through kaleido) for every metric with values."""
+def save_figures(results: dict[str, Any], out_dir: str | Path, png: bool = True) -> tuple[list[Path], str | None]:
+    """``rd_<metric>.html`` (and ``.png`` through kaleido) for every metric with values.
+
+    Returns the files written and, when PNG export failed, why (the HTML files are written regardless).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
+    png_error = None
     for metric in results["metrics"]:
         if not any(metric in r["metrics"] for r in results["records"]):
             continue
         fig = rd_figure(results, metric)
         fig.write_html(out / f"rd_{metric}.html", include_plotlyjs="cdn")
         written.append(out / f"rd_{metric}.html")
-        if png:
-            fig.write_image(out / f"rd_{metric}.png", scale=2)
-            written.append(out / f"rd_{metric}.png")
-    return written
+        if png and png_error is None:
+            try:
+                fig.write_image(out / f"rd_{metric}.png", scale=2)
+                written.append(out / f"rd_{metric}.png")
+            except Exception as exc:  # kaleido missing or unable to render: keep the HTML figures
+                png_error = f"PNG export failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    return written, png_error
