@@ -14,6 +14,7 @@ from model.generator import (
     base_to_wrapped_keys,
     load_generator_state,
     load_sd15_weights,
+    sd15_source,
     unet_kwargs,
 )
 
@@ -174,6 +175,14 @@ def test_load_generator_state_reports(net: OneStepUNet) -> None:
     assert mismatches == [("conv_out.bias", (5,), (tiny().latent_channels,))]
     key = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.iframe.weight"
     assert torch.equal(target.state_dict()[key], other.state_dict()[key])
+
+
+def test_sd15_source(monkeypatch) -> None:
+    monkeypatch.delenv("S2VC_SD15", raising=False)
+    assert sd15_source(official()) == official().sd15_id
+    monkeypatch.setenv("S2VC_SD15", "/models/sd15")
+    assert sd15_source(official()) == "/models/sd15"
+    assert sd15_source(official(), "/other") == "/other"
 
 
 def test_load_sd15_weights_from_local_folder(tmp_path) -> None:

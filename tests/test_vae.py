@@ -13,7 +13,7 @@ from PIL import Image
 from model.config import official, tiny
 from model.errors import CheckpointError
 from model.taesd import ENCODER_FILE, TinyAutoencoder, load_taef2, load_taef2_weights
-from model.vae import AutoencoderKL, LatentVAE, WindowedAttnProcessor, sd_vae_kwargs
+from model.vae import AttnProcessor2_0, AutoencoderKL, LatentVAE, WindowedAttnProcessor, sd_vae_kwargs
 
 SMALL_SD = official().replace(
     vae_block_out_channels=(16, 16, 32), vae_layers_per_block=1, norm_groups=8, vae_attn_window=4
@@ -81,6 +81,16 @@ def test_sd_encode_sample_and_shapes(sd_vae: LatentVAE) -> None:
     assert mode.shape == (2, 4, 8, 12) and mode.dtype == torch.float32
     assert torch.equal(a, b) and not torch.equal(a, mode)
     assert y.shape == x.shape
+
+
+def test_sd_load_weights_from_local_folder(sd_vae: LatentVAE, tmp_path: Path, monkeypatch) -> None:
+    sd_vae.model.save_pretrained(tmp_path / "vae")
+    vae = LatentVAE(SMALL_SD.replace(vae_attn_window=0))
+    assert isinstance(vae.model.decoder.mid_block.attentions[0].processor, AttnProcessor2_0)
+    monkeypatch.setenv("S2VC_SD21_VAE", str(tmp_path / "vae"))
+    vae.load_weights(local_files_only=True)
+    own = vae.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in sd_vae.model.state_dict().items())
 
 
 def test_unknown_vae_type() -> None:
