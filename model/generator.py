@@ -103,6 +103,8 @@ class OneStepUNet(UNet2DConditionModel):
 
     `forward(f_pix, tokens, prev_feats)` returns (eps, r, feats): eps is the predicted noise, r = vae_reduction(f_pix)
     the noisy-sample proxy, feats the outputs of down blocks 0..fusion_levels-1 (before fusion).
+    After construction (peft) the base U-Net weights are frozen; conv_in, vae_reduction, the fusion blocks and the
+    active adapter are trainable.
     """
 
     def __init__(self, config: S2VCConfig):
@@ -117,13 +119,15 @@ class OneStepUNet(UNet2DConditionModel):
         self.vae_reduction = ReduceResBlock(ctrl, config.latent_channels, groups=config.norm_groups)
         for i, channels in enumerate(config.fusion_channels):
             self.down_blocks[i].pframe_motion_fusion = MotionFusionBlock(channels, config.motion_channels)
-        alpha_bar = float(alphas_cumprod(config)[config.timestep])  # fp32 value promoted to double
-        self.alpha_bar = alpha_bar
+        self.alpha_bar = float(alphas_cumprod(config)[config.timestep])  # fp32 value promoted to double
         self.set_mode("pframe")
 
     # --- adapters ---
     def set_mode(self, mode: str) -> None:
-        """Activate the LoRA adapter of one frame type ("iframe" or "pframe")."""
+        """Activate the LoRA adapter of one frame type ("iframe" or "pframe").
+
+        As in peft, the active adapter's LoRA weights become trainable and the other adapter's are frozen.
+        """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.set_adapter(mode)
