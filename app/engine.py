@@ -64,26 +64,42 @@ def encode(codec: Any, frames: np.ndarray, fps: float, kbps: float, out_dir: Pat
             "encode_s": result.encode_seconds, "decode_s": result.decode_seconds, "decoded_frames": result.decoded}
 
 
-def measure(reference, decoded) -> dict[str, list[float]]:
-    """Per-frame values of every available metric, keyed by the metric's exact variant name."""
-    return interim.measure(reference, decoded)
+DEFAULT_METRICS = ("psnr_rgb", "psnr_yuv611", "ms_ssim_rgb", "vmaf")  # seconds per clip on 2 CPU cores
 
 
-def metric_names() -> list[str]:
-    return interim.metric_names()
+@dataclass(frozen=True)
+class MetricChoice:
+    """One metric of the registry: exact variant, direction, and why it cannot run here (None if it can)."""
+
+    name: str
+    variant: str
+    higher_is_better: bool
+    reason: str | None
 
 
-def higher_is_better(metric: str) -> bool:
-    return interim.higher_is_better(metric)
+def metric_choices() -> list[MetricChoice]:
+    from comparisons.metrics import METRICS
+
+    return [MetricChoice(m.name, m.variant, m.higher_is_better, m.availability()) for m in METRICS.values()]
 
 
-def unavailable_metrics() -> dict[str, str]:
-    """Metrics that cannot run here, with the reason (shown in the page)."""
-    return interim.unavailable_metrics()
+def measure(reference: np.ndarray, decoded: np.ndarray, names: list[str]) -> tuple[dict, dict, dict]:
+    """Per-frame values, clip values and skipped metrics (name -> reason) of `names` for one decoded clip."""
+    from comparisons.metrics import MetricError, get_metric
+
+    per_frame, clip, skipped = {}, {}, {}
+    for name in names:
+        try:
+            value = get_metric(name).evaluate(np.asarray(reference), decoded)
+        except MetricError as exc:
+            skipped[name] = str(exc)
+            continue
+        per_frame[name], clip[name] = value.per_frame, value.clip
+    return per_frame, clip, skipped
 
 
 def rd_figure(records: list[dict], metric: str):
-    return interim.rd_figure(records, metric)
+    return interim.rd_figure(records, metric, _higher(metric))
 
 
 def per_frame_figure(records: list[dict], metric: str):
@@ -92,7 +108,7 @@ def per_frame_figure(records: list[dict], metric: str):
 
 def bd_rates(records: list[dict], anchor: str, metric: str):
     """BD-rate table of every codec against `anchor` for `metric` (a DataFrame; messages for non-overlap)."""
-    return interim.bd_rates(records, anchor, metric)
+    return interim.bd_rates(records, anchor, metric, _higher(metric))
 
 
 def write_results(records: list[dict], conditions: dict, out_dir) -> list:
@@ -102,3 +118,9 @@ def write_results(records: list[dict], conditions: dict, out_dir) -> list:
 
 def figure_png(fig, path) -> Any:
     return interim.figure_png(fig, path)
+
+
+def _higher(metric: str) -> bool:
+    from comparisons.metrics import METRICS
+
+    return METRICS[metric].higher_is_better

@@ -99,17 +99,19 @@ def bpp_text(kbps: float | None, clip: dict | None) -> str:
 # ---------------------------------------------------------------- run
 
 
-def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], session: Path,
-                   slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
-    """Code the clip with each codec at each rate; yields the run state after every finished codec."""
+def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], metrics: list[str],
+                   session: Path, slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
+    """Code the clip with each codec at each rate, then measure `metrics`; yields the state after every codec."""
     if not clip:
         raise InputError("Load a clip first.")
     if not codecs:
         raise InputError("Tick at least one codec.")
+    if not metrics:
+        raise InputError("Tick at least one metric.")
     out = run_dir(session, f"{time.strftime('%H%M%S')}")
     frames = np.asarray(load_frames(clip["frames"]))
     state: dict[str, Any] = {"dir": str(out), "records": [], "messages": [], "primary_kbps": rates[0],
-                             "conditions": test_conditions(clip, codecs, presets, slot), "done": False}
+                             "conditions": run_conditions(clip, codecs, presets, slot), "done": False}
     model = None
     if "s2vc" in codecs:
         progress(0.0, "loading the S2VC model (once per server)")
@@ -130,11 +132,14 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
             result = engine.encode(instances[codec], frames, clip["fps"], kbps, out / "bitstreams")
         except Exception as exc:  # one failing encoder must not stop the others
             state["messages"].append(f"{name} @ {kbps:g} kbps failed: {exc}")
-            yield state
+            yield _snapshot(state)
             continue
-        progress((index + 0.6) / len(jobs), f"{name} @ {kbps:g} kbps: metrics")
+        progress((index + 0.5) / len(jobs), f"{name} @ {kbps:g} kbps: metrics ({', '.join(metrics)})")
         decoded = result.pop("decoded_frames")
-        result["per_frame"] = engine.measure(frames, decoded)
+        result["per_frame"], result["metrics"], skipped = engine.measure(frames, decoded, metrics)
+        for reason in skipped.values():
+            if reason not in state["messages"]:
+                state["messages"].append(reason)
         result["key"] = f"{result['label']} · {result['preset']} · {result['kbps']:.1f} kbps"
         stem = Path(result["bitstream"]).stem
         np.save(out / f"{stem}.npy", decoded)
@@ -143,13 +148,18 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
             progress((index + 0.8) / len(jobs), f"{name} @ {kbps:g} kbps: browser preview")
             result["preview"] = str(players.write_preview(decoded, clip["fps"], out / "previews" / f"{stem}.mp4"))
         state["records"].append(result)
-        yield state
+        yield _snapshot(state)
     state["done"] = True
     progress(1.0, "done")
-    yield state
+    yield _snapshot(state)
 
 
-def test_conditions(clip: dict, codecs: list[str], presets: dict[str, str], slot: ModelSlot) -> dict:
+def _snapshot(state: dict) -> dict:
+    """A copy of the run state as it is now (the run goes on appending to the original)."""
+    return {**state, "records": list(state["records"]), "messages": list(state["messages"])}
+
+
+def run_conditions(clip: dict, codecs: list[str], presets: dict[str, str], slot: ModelSlot) -> dict:
     """What a results table must be read with: clip, presets, machine (each codec adds its own settings)."""
     return {"clip": clip["name"], "size": f"{clip['width']}x{clip['height']}", "frames": clip["count"],
             "start frame": clip["start"], "fps": clip["fps"], "preparation": "; ".join(clip["notes"]) or "none",
@@ -175,9 +185,8 @@ def results_table(state: dict | None) -> pd.DataFrame:
         row = {"codec": r["label"], "preset": r["preset"], "target kbps": r["target_kbps"],
                "kbps": round(r["kbps"], 2), "within 5%": "yes" if r["within_tolerance"] else "no",
                "bpp": round(r["bpp"], 5)}
-        for metric, values in r["per_frame"].items():
-            finite = [v for v in values if np.isfinite(v)]
-            row[metric] = round(float(np.mean(finite)), 4) if finite else float("inf")
+        for metric, value in r["metrics"].items():
+            row[metric] = round(value, 4)
         row["encode s"] = round(r["encode_s"], 2)
         row["decode s"] = round(r["decode_s"], 2)
         rows.append(row)
@@ -195,8 +204,9 @@ def bd_table(state: dict | None, anchor: str = "x265") -> pd.DataFrame:
 
 
 def metrics_in(state: dict | None) -> list[str]:
+    """Metrics measured on every result so far."""
     records = (state or {}).get("records", [])
-    return list(records[0]["per_frame"]) if records else []
+    return [m for m in records[0]["metrics"] if all(m in r["metrics"] for r in records)] if records else []
 
 
 def rd_figures(state: dict | None) -> dict[str, Any]:
@@ -207,7 +217,7 @@ def rd_figures(state: dict | None) -> dict[str, Any]:
 
 def per_frame_figure(state: dict | None, metric: str | None) -> Any:
     records = player_records(state)
-    if not records or metric not in records[0]["per_frame"]:
+    if not records or all(r["per_frame"].get(metric) is None for r in records):
         return None
     return engine.per_frame_figure(records, metric)
 

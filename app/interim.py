@@ -6,56 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-_METRICS = {"PSNR-RGB": True, "MS-SSIM-RGB": True}
-
-
-def measure(reference: np.ndarray, decoded: np.ndarray) -> dict[str, list[float]]:
-    import torch
-    from pytorch_msssim import ms_ssim
-
-    ref = reference.astype(np.float64)
-    dec = decoded.astype(np.float64)
-    mse = ((ref - dec) ** 2).reshape(len(ref), -1).mean(axis=1)
-    psnr = [float("inf") if m == 0 else float(10 * np.log10(255.0**2 / m)) for m in mse]
-    to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float()  # noqa: E731
-    small = min(reference.shape[1:3]) < 161
-    msssim = ms_ssim(to_t(ref), to_t(dec), data_range=255, size_average=False,
-                     weights=[0.0448, 0.2856, 0.3001] if small else None).tolist()
-    return {"PSNR-RGB": psnr, "MS-SSIM-RGB": [float(v) for v in msssim]}
-
-
-def metric_names() -> list[str]:
-    return list(_METRICS)
-
-
-def higher_is_better(metric: str) -> bool:
-    return _METRICS[metric]
-
-
-def unavailable_metrics() -> dict[str, str]:
-    return {"LPIPS, DISTS, ST-LPIPS, VMAF, temporal": "waiting for the comparisons metric registry"}
-
-
-def _clip_value(record: dict, metric: str) -> float:
-    values = np.asarray(record["per_frame"][metric], dtype=float)
-    if metric.startswith("PSNR"):
-        finite = values[np.isfinite(values)]
-        return float(finite.mean()) if len(finite) else float("inf")
-    return float(values.mean())
-
-
-def rd_figure(records: list[dict], metric: str) -> go.Figure:
+def rd_figure(records: list[dict], metric: str, higher_is_better: bool) -> go.Figure:
     fig = go.Figure()
     for codec in dict.fromkeys(r["codec"] for r in records):
         points = sorted((r for r in records if r["codec"] == codec), key=lambda r: r["kbps"])
-        fig.add_trace(go.Scatter(x=[r["kbps"] for r in points], y=[_clip_value(r, metric) for r in points],
+        fig.add_trace(go.Scatter(x=[r["kbps"] for r in points], y=[r["metrics"][metric] for r in points],
                                  mode="lines+markers", name=f"{points[0]['label']} ({points[0]['preset']})",
                                  line={"dash": "solid" if codec == "s2vc" else "dash"}))
-    fig.update_layout(title=f"Rate vs {metric}", xaxis_title="bitrate (kbps, measured)", yaxis_title=metric,
+    arrow = "↑ better" if higher_is_better else "↓ better"
+    fig.update_layout(title=f"Rate vs {metric}", xaxis_title="bitrate (kbps, measured)",
+                      yaxis_title=f"{metric} ({arrow})",
                       height=320, margin={"l": 50, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h"})
     return fig
 
@@ -63,6 +26,8 @@ def rd_figure(records: list[dict], metric: str) -> go.Figure:
 def per_frame_figure(records: list[dict], metric: str) -> go.Figure:
     fig = go.Figure()
     for r in records:
+        if r["per_frame"].get(metric) is None:
+            continue
         fig.add_trace(go.Scatter(y=r["per_frame"][metric], mode="lines+markers",
                                  name=f"{r['label']} {r['kbps']:.1f} kbps"))
     fig.update_layout(title=f"{metric} per frame", xaxis_title="frame", yaxis_title=metric, height=320,
@@ -70,7 +35,7 @@ def per_frame_figure(records: list[dict], metric: str) -> go.Figure:
     return fig
 
 
-def bd_rates(records: list[dict], anchor: str, metric: str) -> pd.DataFrame:
+def bd_rates(records: list[dict], anchor: str, metric: str, higher_is_better: bool) -> pd.DataFrame:
     import bjontegaard as bd
 
     rows = []
@@ -85,9 +50,11 @@ def bd_rates(records: list[dict], anchor: str, metric: str) -> pd.DataFrame:
             row["note"] = "needs at least 4 rate points per codec (use the sweep)"
         else:
             try:
-                row["BD-rate (%)"] = float(bd.bd_rate([r["kbps"] for r in base], [_clip_value(r, metric) for r in base],
-                                                      [r["kbps"] for r in test], [_clip_value(r, metric) for r in test],
-                                                      method="pchip"))
+                sign = 1.0 if higher_is_better else -1.0  # bjontegaard expects higher-is-better quality
+                row["BD-rate (%)"] = float(bd.bd_rate([r["kbps"] for r in base],
+                                                      [sign * r["metrics"][metric] for r in base],
+                                                      [r["kbps"] for r in test],
+                                                      [sign * r["metrics"][metric] for r in test], method="pchip"))
                 row["note"] = ""
             except Exception as exc:
                 row["BD-rate (%)"], row["note"] = None, f"curves do not overlap ({exc})"
@@ -101,7 +68,7 @@ def write_results(records: list[dict], conditions: dict, out_dir: Path) -> list[
     json_path = out_dir / "results.json"
     json_path.write_text(json.dumps({"conditions": conditions, "results": keep}, indent=1, default=str))
     table = pd.DataFrame([{**{k: v for k, v in r.items() if not isinstance(v, (dict, list))},
-                           **{m: _clip_value(r, m) for m in r["per_frame"]}} for r in keep])
+                           **r["metrics"]} for r in keep])
     csv_path = out_dir / "results.csv"
     table.to_csv(csv_path, index=False)
     return [json_path, csv_path]

@@ -20,7 +20,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
     """The whole page; `launch_options()` gives what `launch` needs (head script, CSS, allowed paths)."""
     limits, root = settings.limits, settings.temp_root
     choices = engine.codec_choices()
-    metrics = engine.metric_names()
+    metric_info = engine.metric_choices()
+    metrics = [m.name for m in metric_info if m.reason is None]
     samples = list(sample_clips())
 
     def session_of(request: gr.Request) -> Path:
@@ -63,6 +64,13 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                                              elem_id="s2vc-codecs")
                 preset_boxes = {c.name: gr.Dropdown(list(c.presets), value=c.default_preset,
                                                     label=f"{c.label} preset") for c in choices if c.name != "s2vc"}
+                unusable = [f"{c.label}: {c.reason}" for c in choices if c.reason]
+                if unusable:
+                    gr.Markdown("Not available here: " + "; ".join(unusable))
+                metric_box = gr.CheckboxGroup(
+                    [(m, m) for m in metrics], value=[m for m in engine.DEFAULT_METRICS if m in metrics],
+                    label="metrics (the deep and temporal ones take about a second per frame on a CPU)",
+                    elem_id="s2vc-metrics")
                 run_btn = gr.Button("Run", variant="primary", elem_id="s2vc-run")
                 status_md = gr.Markdown(elem_id="s2vc-status")
 
@@ -89,9 +97,10 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         gr.Markdown("### Rate-distortion-perception")
         with gr.Row(elem_id="s2vc-plots"):
             rd_plots = {m: gr.Plot(label=m, visible=False) for m in metrics}
-        missing = engine.unavailable_metrics()
-        if missing:
-            gr.Markdown("Not measured here: " + "; ".join(f"{k} ({v})" for k, v in missing.items()))
+        with gr.Accordion("metric definitions and the ones that cannot run here", open=False):
+            gr.Markdown("\n".join(f"- **{m.name}** ({'higher' if m.higher_is_better else 'lower'} is better): "
+                                   f"{m.variant}" + (f" — *not available: {m.reason}*" if m.reason else "")
+                                   for m in metric_info))
         per_frame_metric = gr.Dropdown(metrics, value=metrics[0] if metrics else None, label="per-frame metric")
         per_frame_plot = gr.Plot(label="per frame")
 
@@ -139,7 +148,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     gr.update(interactive=False), gr.update(interactive=False), None]
 
         def on_run(data: dict, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
-            clip, value, do_sweep, text, codecs = (data[c] for c in (clip_state, kbps, sweep, sweep_text, codec_box))
+            clip, value, do_sweep, text, codecs, chosen = (
+                data[c] for c in (clip_state, kbps, sweep, sweep_text, codec_box, metric_box))
             presets = {name: data[box] for name, box in preset_boxes.items()} | {"s2vc": "default"}
             if not clip:
                 yield [None, "⚠️ Load a valid clip first (see the message under the clip settings).",
@@ -147,8 +157,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                 return
             try:
                 rates = handlers.parse_rates(value, do_sweep, text)
-                stream = handlers.run_comparison(clip, rates, list(codecs), presets, session_of(request), slot,
-                                                 lambda f, d: progress(f, desc=d))
+                stream = handlers.run_comparison(clip, rates, list(codecs), presets, list(chosen), session_of(request),
+                                                 slot, lambda f, d: progress(f, desc=d))
                 for state in stream:
                     yield [state, _status(state), *_results_view(state, metrics)]
             except InputError as exc:
@@ -186,7 +196,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         run_btn.click(on_clip, clip_inputs + [kbps], clip_outputs).then(
             on_reset, None, [run_state, status_md, *videos, slider_full, slider_crop, diff_image, zip_btn,
                              report_btn, files]).then(
-            on_run, {clip_state, kbps, sweep, sweep_text, codec_box, *preset_boxes.values()},
+            on_run, {clip_state, kbps, sweep, sweep_text, codec_box, metric_box, *preset_boxes.values()},
             [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
             concurrency_id="codec").then(
             on_finish, [clip_state, run_state, per_frame_metric],

@@ -84,11 +84,11 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
 
         expect(page.locator("#s2vc-players video")).to_have_count(3, timeout=10_000)  # original, x265, vvenc
         players = page.locator("#s2vc-players").inner_text()
-        assert "HEVC (x265)" in players and "VVC (vvenc)" in players and "kbps" in players
+        assert "HEVC (x265)" in players and "VVC (VVenC)" in players and "kbps" in players
         expect(page.locator("#s2vc-slider img").first).to_be_visible(timeout=30_000)
         expect(page.locator("#s2vc-plots .js-plotly-plot").first).to_be_visible(timeout=30_000)
         table = page.locator("#s2vc-table").inner_text()
-        assert "HEVC (x265)" in table and "VVC (vvenc)" in table and "medium" in table and "faster" in table
+        assert "HEVC (x265)" in table and "VVC (VVenC)" in table and "medium" in table and "faster" in table
 
         page.locator("#s2vc-players").scroll_into_view_if_needed()
         screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,248 @@
+"""The app's handler functions on tiny clips: input checks, run streaming, frame views, exports, sessions, CLI."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app import handlers, session
+from app.inputs import InputError, load_clip
+from app.model_slot import ModelSlot
+from app.settings import Limits, sample_clips
+from model.video_io import write_mp4, write_y4m
+
+LIMITS = Limits(max_frames=16, max_pixels=96 * 64, max_file_mb=5)
+METRICS = ["psnr_rgb", "ms_ssim_rgb"]  # MS-SSIM does not apply below 161 px: reported, not shown
+
+
+def _frames(t: int = 6, h: int = 48, w: int = 64) -> np.ndarray:
+    """A small moving gradient with some texture (deterministic)."""
+    y, x = np.mgrid[0:h, 0:w]
+    out = np.stack([np.stack([(x * 4 + 9 * i) % 256, (y * 5 + 3 * i) % 256, ((x + y) * 3 - 7 * i) % 256], -1)
+                    for i in range(t)])
+    return out.astype(np.uint8)
+
+
+@pytest.fixture
+def clip_file(tmp_path: Path) -> Path:
+    return write_y4m(tmp_path / "tiny.y4m", _frames(), 25.0)
+
+
+class FakeS2VC:
+    """Stands in for the model package's S2VC: real bytes whose length grows with the rate point."""
+
+    rate_names = ["q0", "q1", "q2", "q3"]
+
+    def __init__(self) -> None:
+        self.frames: np.ndarray | None = None
+
+    def describe(self) -> dict:
+        return {"preset": "fake", "rate_names": self.rate_names, "device": "cpu", "precision": "fp32",
+                "parameters": 1234}
+
+    def compress(self, frames: np.ndarray, rate: int, fps: float) -> bytes:
+        self.frames = np.asarray(frames).copy()
+        return bytes(200 * (rate + 1))
+
+    def decompress(self, data: bytes) -> tuple[np.ndarray, float]:
+        return self.frames // 2 * 2, 25.0
+
+
+def _slot(model: object | None, monkeypatch: pytest.MonkeyPatch) -> ModelSlot:
+    import model as model_package
+
+    calls = []
+
+    def load_model(checkpoint=None, preset=None, device="cpu"):
+        calls.append(device)
+        if model is None:
+            raise FileNotFoundError("no checkpoint here")
+        return model
+
+    monkeypatch.setattr(model_package, "load_model", load_model, raising=False)
+    slot = ModelSlot(device="cpu")
+    slot.calls = calls  # type: ignore[attr-defined]
+    return slot
+
+
+# ---------------------------------------------------------------- input checks
+
+
+def test_loads_trims_and_downscales(clip_file: Path) -> None:
+    clip = load_clip(clip_file, LIMITS, start=1, count=4)
+    assert clip.frames.shape == (4, 48, 64, 3) and clip.fps == 25.0 and clip.start == 1
+    half = load_clip(clip_file, LIMITS, count=3, downscale="1/2")
+    assert half.frames.shape == (3, 24, 32, 3) and "downscaled 1/2" in half.describe()
+
+
+@pytest.mark.parametrize("content, suffix, message", [
+    (b"", ".mp4", r"empty \(0 bytes\)"),
+    (b"this is not a video at all" * 10, ".mp4", "could not be read as a video"),
+    (b"x" * 10, ".txt", "unsupported file type"),
+])
+def test_bad_files_get_clear_messages(tmp_path: Path, content: bytes, suffix: str, message: str) -> None:
+    path = tmp_path / f"clip{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        load_clip(path, LIMITS)
+
+
+def test_limits_and_trims_are_enforced(clip_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="the limit is 0 MB"):
+        load_clip(clip_file, Limits(max_file_mb=0))
+    with pytest.raises(InputError, match="limit is 16"):
+        load_clip(clip_file, LIMITS, count=17)
+    with pytest.raises(InputError, match="limit is 100"):
+        load_clip(clip_file, Limits(max_pixels=100))
+    assert load_clip(clip_file, Limits(max_pixels=32 * 24), count=2, downscale="1/2").size == (32, 24)
+    with pytest.raises(InputError, match="past its end"):
+        load_clip(clip_file, LIMITS, start=6)
+    with pytest.raises(InputError, match="only 1 frame"):
+        load_clip(clip_file, LIMITS, start=5)
+    with pytest.raises(InputError, match="No clip given"):
+        load_clip(None, LIMITS)
+    with pytest.raises(InputError, match="could not be found"):
+        load_clip(tmp_path / "gone.mp4", LIMITS)
+
+
+def test_one_frame_mp4_is_refused(tmp_path: Path) -> None:
+    path = write_mp4(tmp_path / "one.mp4", _frames(1), 25.0)
+    with pytest.raises(InputError, match="only 1 frame"):
+        load_clip(path, LIMITS)
+
+
+def test_raw_yuv_needs_size_and_fps(tmp_path: Path) -> None:
+    from model.video_io import rgb_to_yuv420
+
+    y, cb, cr = rgb_to_yuv420(_frames(3))
+    path = tmp_path / "tiny.yuv"
+    path.write_bytes(np.concatenate([y.reshape(3, -1), cb.reshape(3, -1), cr.reshape(3, -1)], 1).tobytes())
+    with pytest.raises(InputError, match="width, height and fps"):
+        load_clip(path, LIMITS, raw_size=(0, 0), raw_fps=0)
+    with pytest.raises(InputError, match="not a whole number"):
+        load_clip(path, LIMITS, raw_size=(62, 48), raw_fps=30)
+    clip = load_clip(path, LIMITS, raw_size=(64, 48), raw_fps=30)
+    assert clip.frames.shape == (3, 48, 64, 3) and clip.fps == 30
+
+
+def test_sample_clip_is_bundled_and_small() -> None:
+    clips = sample_clips()
+    assert clips, "assets/clips holds no sample clip"
+    assert all(p.stat().st_size < 400_000 for p in clips.values())
+    clip = load_clip(next(iter(clips.values())), Limits(), count=3)
+    assert len(clip.frames) == 3
+
+
+def test_rates_and_bpp() -> None:
+    assert handlers.parse_rates(100, False, "1,2") == [100.0]
+    assert handlers.parse_rates(100, True, "50; 200, 100,") == [100.0, 50.0, 200.0]
+    with pytest.raises(InputError, match="positive"):
+        handlers.parse_rates(0, False, "")
+    with pytest.raises(InputError, match="numbers in kbps"):
+        handlers.parse_rates(100, True, "50, fast")
+    clip = {"width": 400, "height": 250, "fps": 10.0}
+    assert "0.1000 bpp" in handlers.bpp_text(100, clip)
+
+
+# ---------------------------------------------------------------- model slot
+
+
+def test_model_slot_loads_once_and_reports_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeS2VC()
+    slot = _slot(fake, monkeypatch)
+    assert "not loaded yet" in handlers.model_markdown(slot)
+    assert slot.get() is fake and slot.get() is fake and slot.calls == ["cpu"]
+    text = handlers.model_markdown(slot)
+    assert "fake" in text and "q0" in text and "cpu" in text and "fp32" in text and "1,234" in text
+    broken = _slot(None, monkeypatch)
+    assert broken.get() is None and broken.get() is None and broken.calls == ["cpu"]
+    assert "S2VC model not available" in handlers.model_markdown(broken) and "no checkpoint" in broken.error
+
+
+# ---------------------------------------------------------------- run, views, exports
+
+
+def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slot = _slot(FakeS2VC(), monkeypatch)
+    folder = session.session_dir(tmp_path / "sessions", "abc123")
+    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 4, "original size", LIMITS, folder)
+    assert Path(clip["preview"]).stat().st_size > 0 and clip["count"] == 4
+    seen = []
+    states = list(handlers.run_comparison(clip, [200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, METRICS, folder,
+                                          slot, lambda f, d: seen.append((f, d))))
+    assert [len(s["records"]) for s in states] == [1, 2, 2] and states[-1]["done"]
+    assert seen[-1] == (1.0, "done") and any("x265" in d for _, d in seen)
+    state = states[-1]
+    s2vc, x265 = state["records"]
+    assert s2vc["codec"] == "s2vc" and s2vc["bits"] == 800 * 8 and s2vc["preset"] == "rate q3"
+    assert x265["preset"] == "ultrafast" and x265["kbps"] > 0 and Path(x265["bitstream"]).stat().st_size > 0
+    assert set(s2vc["metrics"]) == set(x265["metrics"]) == {"psnr_rgb"} and len(x265["per_frame"]["psnr_rgb"]) == 4
+    assert any("161" in m for m in state["messages"])
+
+    table = handlers.results_table(state)
+    assert list(table["codec"]) == ["S2VC", "HEVC (x265)"] and "encode s" in table and "within 5%" in table
+    assert handlers.comparison_choices(state)[0] == handlers.ORIGINAL and len(handlers.comparison_choices(state)) == 3
+    assert "ultrafast" in handlers.conditions_markdown(state)
+
+    pair, crop, diff = handlers.frame_views(clip, state, handlers.ORIGINAL, s2vc["key"], 2, 0.9, 0.1, 4)
+    assert pair[0].shape == pair[1].shape == (48, 64, 3) and diff.shape == (48, 64, 3)
+    assert crop[0].shape == (48, 64, 3) and diff.max() <= 4  # the fake decode differs by at most 1 per channel
+
+    exports = handlers.export_files(clip, state)
+    names = {Path(p).name for p in exports["files"]}
+    assert {"results.json", "results.csv", "report.html"} <= names and any(n.endswith(".s2vc") for n in names)
+    assert any(n.endswith(".png") for n in names) and any(n.endswith(".mkv") for n in names)
+    report = Path(exports["report"]).read_text()
+    assert "S2VC" in report and "data:image/png;base64" in report and "plotly" in report.lower()
+    assert Path(exports["zip"]).stat().st_size > 0
+
+
+def test_run_without_model_still_runs_baselines(clip_file: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    slot = _slot(None, monkeypatch)
+    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 3, "original size", LIMITS, tmp_path)
+    state = list(handlers.run_comparison(clip, [150.0], ["s2vc", "x265"], {"x265": "ultrafast"}, METRICS, tmp_path,
+                                           slot))[-1]
+    assert [r["codec"] for r in state["records"]] == ["x265"]
+    assert state["messages"][0] == "S2VC model not available: FileNotFoundError: no checkpoint here"
+    with pytest.raises(InputError, match="at least one codec"):
+        next(handlers.run_comparison(clip, [150.0], [], {}, METRICS, tmp_path, slot))
+
+
+# ---------------------------------------------------------------- sessions and CLI
+
+
+def test_session_folders_are_named_swept_and_removed(tmp_path: Path) -> None:
+    folder = session.session_dir(tmp_path, "a/../b!c")
+    assert folder.parent == tmp_path and folder.name == "abc"
+    (folder / "x.bin").write_bytes(b"1")
+    fresh = session.session_dir(tmp_path, "fresh")
+    assert session.sweep(tmp_path, 60, now=time.time() + 120) == [folder, fresh] or \
+        set(session.sweep(tmp_path, 60)) == set()
+    assert not folder.exists()
+    other = session.session_dir(tmp_path, "other")
+    session.remove(str(other))
+    assert not other.exists()
+
+
+def test_cli_reads_environment_then_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.__main__ import parse_args
+
+    monkeypatch.setenv("S2VC_CHECKPOINT", "/models/official")
+    monkeypatch.setenv("S2VC_MAX_FRAMES", "12")
+    settings, args = parse_args([])
+    assert settings.checkpoint == "/models/official" and settings.limits.max_frames == 12 and args.port == 7860
+    settings, args = parse_args(["--checkpoint", "/other", "--port", "9000", "--host", "0.0.0.0"])
+    assert settings.checkpoint == "/other" and (args.host, args.port) == ("0.0.0.0", 9000)
+
+
+def test_page_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from app.settings import Settings
+    from app.ui import build, launch_options
+
+    settings = Settings(temp_root=tmp_path)
+    demo = build(settings, ModelSlot(device="cpu"))
+    assert demo.title == "S2VC Studio"
+    assert "s2vc-players" in launch_options(settings)["head"]
