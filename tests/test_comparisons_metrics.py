@@ -14,6 +14,17 @@ from comparisons.metrics.flow import horn_schunck
 from tests.test_video_io import clip
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors run faster on one thread, especially on a shared CPU; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def distorted(frames: np.ndarray, amount: int = 12, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.clip(frames.astype(int) + rng.integers(-amount, amount + 1, frames.shape), 0, 255).astype(np.uint8)
