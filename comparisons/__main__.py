@@ -97,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"plots: {png_error}; HTML written")
     for name, why in results["unavailable"]["codecs"].items():
         print(f"codec {name} unavailable: {why}")
+    for failure in results["failures"]:
+        print(f"failed: {failure['codec']} @ {failure['target_kbps']:g} kbps: {failure['error']}")
     for name, why in results["unavailable"]["metrics"].items():
         print(f"metric {name} unavailable: {why}")
     _print_records(results)

@@ -10,7 +10,8 @@
      "records": [{"codec", "label", "traditional", "version", "settings", "command", "bitstream", "bits",
                   "frames", "fps", "width", "height", "kbps", "bpp", "target_kbps", "within_tolerance", "trials",
                   "encode_seconds", "decode_seconds", "metrics": {name: clip value},
-                  "per_frame": {name: [values]}, "metric_seconds": {name: s}, "metric_errors": {name: reason}}]}
+                  "per_frame": {name: [values]}, "metric_seconds": {name: s}, "metric_errors": {name: reason}}],
+     "failures": [{"codec", "target_kbps", "error"}]}
 
 Non-finite numbers (PSNR of identical frames, frames without a temporal value) are written as the strings
 "inf", "-inf" and "nan", so the file is strict JSON; `load_results` turns them back into floats.

@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from comparisons.codecs import CODECS, Codec, EncodeResult
+from comparisons.codecs import CODECS, Codec, CodecError, EncodeResult
+from comparisons.ffmpeg import FFmpegError
 from comparisons.metrics import METRICS, MetricError, get_metric, metric_availability
 from comparisons.results import SCHEMA, save_results
 
@@ -32,14 +33,15 @@ def new_results(clip: dict[str, Any], frames: np.ndarray, fps: float, targets_kb
                         "unit": METRICS[m].unit} for m in metrics},
         "unavailable": {"codecs": {}, "metrics": {m: why for m, why in reasons.items() if why}},
         "records": [],
+        "failures": [],
     }
 
 
 def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str]) -> dict[str, Any]:
     """The record of one encode: its codec facts plus every metric (clip value, per frame, seconds)."""
     record: dict[str, Any] = {
-        "codec": result.codec, "label": result.label, "traditional": CODECS[result.codec].traditional
-        if result.codec in CODECS else True, "version": result.version, "settings": result.settings,
+        "codec": result.codec, "label": result.label, "traditional": getattr(CODECS.get(result.codec), "traditional", True),
+        "version": result.version, "settings": result.settings,
         "command": result.command, "bitstream": result.bitstream_path, "bits": result.bits, "frames": result.frames,
         "fps": result.fps, "width": result.width, "height": result.height, "kbps": result.kbps, "bpp": result.bpp,
         "target_kbps": result.target_kbps, "within_tolerance": result.within_tolerance, "trials": result.trials,
@@ -69,6 +71,7 @@ def run_comparison(frames: np.ndarray, fps: float, codecs: list[Codec], targets_
 
     ``metrics`` defaults to every available one. Unavailable codecs are listed with their reason and skipped.
     ``on_record(record, encode_result)`` is called as each encode is measured (decoded frames included).
+    A failed encode is logged and listed under ``failures``; the other encodes go on.
     """
     out = Path(out_dir)
     names = metrics if metrics is not None else [m for m, why in metric_availability().items() if why is None]
@@ -83,7 +86,12 @@ def run_comparison(frames: np.ndarray, fps: float, codecs: list[Codec], targets_
             continue
         for target in targets_kbps:
             log(f"{codec.name} @ {target:g} kbps: encoding")
-            result = codec.encode(frames, fps, target, out / "bitstreams")
+            try:
+                result = codec.encode(frames, fps, target, out / "bitstreams")
+            except (CodecError, FFmpegError) as exc:
+                results["failures"].append({"codec": codec.name, "target_kbps": target, "error": str(exc)})
+                log(f"{codec.name} @ {target:g} kbps: failed ({exc})")
+                continue
             log(f"{codec.name} @ {target:g} kbps: {result.kbps:.2f} kbps real in {len(result.trials)} trial(s), "
                 f"measuring {len(names)} metrics")
             record = measure(frames, result, names)
