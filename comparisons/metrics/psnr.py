@@ -33,5 +33,5 @@ class PSNRYUV611(Metric):
     unit = "dB"
 
     def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
-        planes = [psnr_planes(a, b) for a, b in zip(rgb_to_yuv420(ref), rgb_to_yuv420(test))]
+        planes = [psnr_planes(a, b) for a, b in zip(rgb_to_yuv420(ref), rgb_to_yuv420(test), strict=True)]
         return (6.0 * planes[0] + planes[1] + planes[2]) / 8.0
