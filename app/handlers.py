@@ -226,10 +226,11 @@ def conditions_markdown(state: dict | None) -> str:
     if not state:
         return ""
     lines = [f"- **{key}**: {value}" for key, value in state["conditions"].items()]
+    lines.append("\n<details><summary>encoder versions, settings and exact command lines</summary>\n")
     for r in player_records(state):
         settings = ", ".join(f"{k}: {v}" for k, v in r["settings"].items())
         lines.append(f"- **{r['label']}** ({r['version']}): {settings}; `{r['command']}`")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n</details>"
 
 
 def comparison_choices(state: dict | None) -> list[str]:
@@ -313,6 +314,8 @@ def model_markdown(slot: ModelSlot) -> str:
     rates = info.get("rate_names") or info.get("rates") or "?"
     parts = [f"preset **{info.get('preset', '?')}**", f"rate points {rates}", f"device **{info.get('device')}**",
              f"precision **{info.get('precision', '?')}**"]
-    if info.get("parameters") or info.get("parameter_count"):
-        parts.append(f"{int(info.get('parameters') or info.get('parameter_count')):,} parameters")
+    params = info.get("parameters")
+    if params:
+        total = sum(params.values()) if isinstance(params, dict) else int(params)
+        parts.append(f"{total / 1e6:.1f} M parameters")
     return "**S2VC model live:** " + ", ".join(parts)

@@ -20,7 +20,7 @@ def _env_int(name: str, default: int) -> int:
 class Limits:
     """What one upload may be; shown in the page and enforced before any decoding work."""
 
-    max_frames: int = 64
+    max_frames: int = 100  # 2 s at 50 fps
     max_pixels: int = 832 * 480
     max_file_mb: int = 200
 

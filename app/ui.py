@@ -47,8 +47,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                         raw_fps = gr.Number(30, label="fps")
                 with gr.Row():
                     start = gr.Number(0, label="start frame", precision=0, minimum=0)
-                    count = gr.Number(min(20, limits.max_frames), label="frames", precision=0, minimum=1,
-                                      maximum=limits.max_frames)
+                    count = gr.Number(limits.max_frames, label="frames (at most)", precision=0, minimum=1,
+                                      maximum=limits.max_frames, elem_id="s2vc-count")
                     downscale = gr.Dropdown(list(DOWNSCALES), value="original size", label="downscale")
                 gr.Markdown(f"Limits: {limits.describe()}.")
                 load_btn = gr.Button("Load clip")
@@ -95,8 +95,11 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             diff_image = gr.Image(label="difference |A-B| x4", interactive=False)
 
         gr.Markdown("### Rate-distortion-perception")
-        with gr.Row(elem_id="s2vc-plots"):
-            rd_plots = {m: gr.Plot(label=m, visible=False) for m in metrics}
+        with gr.Column(elem_id="s2vc-plots"):
+            rd_plots = {}
+            for row in range(0, len(metrics), 2):
+                with gr.Row():
+                    rd_plots |= {m: gr.Plot(label=m, visible=False) for m in metrics[row:row + 2]}
         with gr.Accordion("metric definitions and the ones that cannot run here", open=False):
             gr.Markdown("\n".join(f"- **{m.name}** ({'higher' if m.higher_is_better else 'lower'} is better): "
                                    f"{m.variant}" + (f" — *not available: {m.reason}*" if m.reason else "")

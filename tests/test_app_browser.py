@@ -74,8 +74,9 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         page.locator("#s2vc-run").wait_for(timeout=30_000)
         expect(page.locator("#s2vc-model")).to_contain_text("S2VC")
 
+        page.locator("#s2vc-count input").fill("16")
         page.locator("#s2vc-upload input[type=file]").set_input_files(str(CLIP))
-        expect(page.locator("#s2vc-clip")).to_contain_text("20 frames", timeout=30_000)
+        expect(page.locator("#s2vc-clip")).to_contain_text("16 frames", timeout=30_000)
         expect(page.locator("#s2vc-clip")).to_contain_text("320x240")
 
         page.locator("#s2vc-run").click()
@@ -90,8 +91,14 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         table = page.locator("#s2vc-table").inner_text()
         assert "HEVC (x265)" in table and "VVC (VVenC)" in table and "medium" in table and "faster" in table
 
-        page.locator("#s2vc-players").scroll_into_view_if_needed()
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
+        sessions = tmp_path / "s2vc-studio"
+        assert any(sessions.iterdir()), "no session folder was made"
+        page.close()
         browser.close()
     assert screenshot.stat().st_size > 10_000
+    deadline = time.time() + 30
+    while any(sessions.iterdir()) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not any(sessions.iterdir()), "the session folder outlived the closed page"

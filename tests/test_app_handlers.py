@@ -40,7 +40,7 @@ class FakeS2VC:
 
     def describe(self) -> dict:
         return {"preset": "fake", "rate_names": self.rate_names, "device": "cpu", "precision": "fp32",
-                "parameters": 1234}
+                "parameters": {"intra": 1_000_000, "inter": 234_000}}
 
     def compress(self, frames: np.ndarray, rate: int, fps: float) -> bytes:
         self.frames = np.asarray(frames).copy()
@@ -155,7 +155,7 @@ def test_model_slot_loads_once_and_reports_failures(monkeypatch: pytest.MonkeyPa
     assert "not loaded yet" in handlers.model_markdown(slot)
     assert slot.get() is fake and slot.get() is fake and slot.calls == ["cpu"]
     text = handlers.model_markdown(slot)
-    assert "fake" in text and "q0" in text and "cpu" in text and "fp32" in text and "1,234" in text
+    assert "fake" in text and "q0" in text and "cpu" in text and "fp32" in text and "1.2 M parameters" in text
     broken = _slot(None, monkeypatch)
     assert broken.get() is None and broken.get() is None and broken.calls == ["cpu"]
     assert "S2VC model not available" in handlers.model_markdown(broken) and "no checkpoint" in broken.error
