@@ -166,7 +166,7 @@ def test_one_step_then_resume(tmp_path: Path) -> None:
     from model.train.loop import Trainer, checkpoints
 
     torch.set_num_threads(1)
-    cfg = _small_config(tmp_path, trainable=[r"^inter\.", r"^unet\."])
+    cfg = _small_config(tmp_path, trainable=[r"^inter\.", r"^unet\."], gradient_checkpointing=True)
     trainer = Trainer(cfg, items=_items())
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     assert trainer.run(steps=1) is None  # one step, then a checkpoint (not finished: max_steps is 2)

@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from model.train.loop import Trainer
 
-    final = Trainer(cfg).run(args.steps)
-    if final is not None:
+    trainer = Trainer(cfg)
+    final = trainer.run(args.steps)
+    if final is not None and trainer.accelerator.is_main_process:
         print(f"final model written to {final}")
     return 0
 

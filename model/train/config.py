@@ -158,11 +158,11 @@ def tiny_cpu_inter() -> TrainConfig:
 
 
 def tiny_cpu_cascade() -> TrainConfig:
-    """CPU, tiny model, stage 3: 7-frame clips through the buffers with a reset at frame 5 (period 4), decoded
-    to pixels: MSE + ST-LPIPS + latent loss."""
+    """CPU, tiny model, stage 3: 5-frame clips (I, reset, P, reset, P: period 2) through the buffers, decoded to
+    pixels: MSE + ST-LPIPS + latent loss. GPU runs should use longer clips and periods."""
     return TrainConfig(
-        stage="cascade", out_dir="runs/tiny-cascade", init_from="runs/tiny-inter/final", num_frames=7, crop=128,
-        still_fraction=0.2, batch_size=1, lr=5e-5, max_steps=4000, cascade_reset_interval=4, loss=PERCEPTUAL,
+        stage="cascade", out_dir="runs/tiny-cascade", init_from="runs/tiny-inter/final", num_frames=5, crop=128,
+        still_fraction=0.2, batch_size=1, lr=5e-5, max_steps=4000, cascade_reset_interval=2, loss=PERCEPTUAL,
     )
 
 
@@ -178,7 +178,8 @@ PRESETS = {
     "tiny-gpu-intra": lambda: _gpu(tiny_cpu_intra(), batch_size=16, max_steps=50000),
     "tiny-gpu-intra-ft": lambda: _gpu(tiny_cpu_intra_finetune(), batch_size=8, max_steps=10000),
     "tiny-gpu-inter": lambda: _gpu(tiny_cpu_inter(), batch_size=8, max_steps=30000),
-    "tiny-gpu-cascade": lambda: _gpu(tiny_cpu_cascade(), batch_size=4, max_steps=10000),
+    "tiny-gpu-cascade": lambda: _gpu(tiny_cpu_cascade(), batch_size=4, max_steps=10000, num_frames=10,
+                                     cascade_reset_interval=4),
 }
 
 

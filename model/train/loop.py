@@ -183,6 +183,7 @@ class Trainer:
         cuda = torch.cuda.is_available()
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision if cuda else "no", cpu=not cuda,
+            step_scheduler_with_optimizer=False,  # the schedule counts optimiser steps, whatever the process count
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         acc = self.accelerator
@@ -229,6 +230,9 @@ class Trainer:
             raise ValueError("the held-out split left no training items; lower val_fraction")
         self.dataset = ClipDataset(self.train_items, cfg.num_frames, cfg.crop, cfg.seed, cfg.still_fraction,
                                    cfg.max_stride, cfg.scale_range)
+        val = [it for it in self.val_items if min(it.frames.shape[1:3]) >= cfg.crop]
+        self.val_dataset = ClipDataset(val, cfg.num_frames, cfg.crop, cfg.seed + 1, cfg.still_fraction,
+                                       cfg.max_stride, cfg.scale_range) if val else None
 
     @property
     def model(self) -> nn.Module:
@@ -279,7 +283,9 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        row = {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **summarise(terms, rate, self.num_rates)}
+        terms = {k: acc.gather(v.detach()) for k, v in terms.items()}  # the global batch, for the log
+        row = {"loss": float(acc.reduce(loss.detach(), "mean")), "grad_norm": float(grad_norm),
+               **summarise(terms, acc.gather(rate), self.num_rates)}
         if self.disc is not None:
             row["disc_loss"] = self.disc_step(outs, frames)
         return row
@@ -298,11 +304,9 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> list[dict[str, float]]:
         """Mean bpp / PSNR / ST-LPIPS (as configured) of `eval_samples` held-out clips at every rate point."""
-        if not self.val_items:
+        if self.val_dataset is None:
             return []
-        cfg = self.cfg
-        data = ClipDataset(self.val_items, cfg.num_frames, cfg.crop, cfg.seed + 1, cfg.still_fraction,
-                           cfg.max_stride, cfg.scale_range)
+        cfg, data = self.cfg, self.val_dataset
         coder = self.accelerator.unwrap_model(self.coder)
         coder.eval()
         rows = []
@@ -342,11 +346,12 @@ class Trainer:
         try:
             batches = iter(loader)
             while self.state.step < total and stop["signal"] is None:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 row = self.train_step(next(batches))
                 self.state.step += 1
                 row = {"step": self.state.step, "stage": cfg.stage, "lr": self.scheduler.get_last_lr()[0],
-                       "sec": round(time.perf_counter() - start, 4), **row}
+                       "sec": round(time.perf_counter() - start, 3),
+                       "cpu_sec": round(time.process_time() - start_cpu, 3), **row}
                 self.log(row)
                 if self.state.step % cfg.log_every == 0 and acc.is_main_process:
                     log.info("step %(step)d loss %(loss).4f bpp %(bpp).4f sec %(sec).2f", row)
