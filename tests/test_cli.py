@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from model import S2VC, cli
-from model.bitstream import read_stream
 from model.video_io import read_video, rgb_to_yuv420, write_png_folder
 from tests.test_codec import clip, encode, rewrite, tiny_model
 from tests.test_entropy_models import single_thread  # noqa: F401 (autouse)
@@ -185,6 +184,10 @@ def _flip(position: int) -> Callable[[bytes], bytes]:
     return lambda d: d[:position % len(d)] + bytes([d[position % len(d)] ^ 0x5A]) + d[position % len(d) + 1:]
 
 
+def _cut(stop: int) -> Callable[[bytes], bytes]:
+    return lambda d: d[:stop]
+
+
 CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
     "empty": lambda d: b"",
     "png renamed": lambda d: PNG,
@@ -195,8 +198,8 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
     "version 2": lambda d: d[:4] + b"\x02" + d[5:],
     "trailing byte": lambda d: d + b"\x00",
     "doubled": lambda d: d + d,
-    **{f"truncated to {n}": (lambda n: lambda d: d[:n])(n) for n in (1, 3, 5, 12, 30, 49, 50, 53, 56, 200)},
-    **{f"truncated by {n}": (lambda n: lambda d: d[:-n])(n) for n in (1, 4, 100)},
+    **{f"truncated to {n}": _cut(n) for n in (1, 3, 5, 12, 30, 49, 50, 53, 56, 200)},
+    **{f"truncated by {n}": _cut(-n) for n in (1, 4, 100)},
     "truncated to half": lambda d: d[: len(d) // 2],
     **{f"flip {p}": _flip(p) for p in (0, 4, 6, 10, 22, 27, 34, 44, 49, 50, 51, 53, 57, 100, 300, 1000, -5, -1)},
     "frames swapped": lambda d: rewrite(d, types={1: "P", 2: "reset"}),
@@ -227,7 +230,7 @@ def test_subprocess_prints_one_line_and_no_traceback(tmp_path):
     """One real `python -m model` run (each costs a full torch + diffusers import: ~15 s on a busy machine)."""
     (tmp_path / "photo.s2vc").write_bytes(PNG)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "model", "decode", str(tmp_path / "photo.s2vc"), "-o",
-                           str(tmp_path / "o.mp4")], cwd=REPO, env=env, text=True, capture_output=True, timeout=120)
+    command = [sys.executable, "-m", "model", "decode", str(tmp_path / "photo.s2vc"), "-o", str(tmp_path / "o.mp4")]
+    done = subprocess.run(command, cwd=REPO, env=env, text=True, capture_output=True, timeout=120, check=False)
     assert_one_line_error(done.returncode, done.stderr)
     assert done.returncode == 1 and done.stdout == "" and "not an S2VC bitstream" in done.stderr
