@@ -1,7 +1,8 @@
-"""The app's one doorway to the comparison engine: codecs, metrics, plots, BD-rates and result files.
+"""The app's one doorway to the comparison engine: codecs, metrics, the results schema, BD-rates, plots, files.
 
-Everything here forwards to `comparisons` (and the model through it). Records are plain dicts (the fields of
-comparisons' EncodeResult plus the app's file paths), so they can live in `gr.State`.
+Everything is computed by `comparisons` (and the model through its S2VC codec). A run's state holds a comparisons
+results dict (plain JSON-able data); each record also carries the app's own keys (`APP_KEYS`: the label shown in
+the page and the paths of the decoded frames and the browser preview), which are left out of the saved files.
 """
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from app import interim
-
+import pandas as pd
 
 OFFERED = ("s2vc", "x265", "vvenc", "svtav1")
 X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 SVTAV1_PRESETS = tuple(str(p) for p in range(13, -1, -1))
 APP_PRESETS = {"x265": "medium", "vvenc": "faster", "svtav1": "10"}  # fast on 2 CPU cores
+DEFAULT_METRICS = ("psnr_rgb", "psnr_yuv611", "ms_ssim_rgb", "vmaf")  # seconds per clip on 2 CPU cores
+APP_KEYS = ("key", "decoded", "preview")
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,18 @@ class CodecChoice:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class MetricChoice:
+    """One metric of the registry: exact variant, direction, and why it cannot run here (None if it can)."""
+
+    name: str
+    variant: str
+    higher_is_better: bool
+    reason: str | None
+
+
 def codec_choices() -> list[CodecChoice]:
-    """The codecs offered in the page, S2VC first; presets default to fast ones (2-core machines)."""
+    """The codecs offered in the page, S2VC first (its availability is the model slot's business)."""
     from comparisons.codecs import CODECS, codec_availability
     from comparisons.codecs.vvenc import PRESETS as VVENC_PRESETS
 
@@ -40,6 +51,12 @@ def codec_choices() -> list[CodecChoice]:
     reasons = codec_availability()
     return [CodecChoice(name, CODECS[name].label, presets[name], APP_PRESETS.get(name, "default"),
                         None if name == "s2vc" else reasons[name]) for name in OFFERED]
+
+
+def metric_choices() -> list[MetricChoice]:
+    from comparisons.metrics import METRICS
+
+    return [MetricChoice(m.name, m.variant, m.higher_is_better, m.availability()) for m in METRICS.values()]
 
 
 def make_codec(name: str, preset: str, model: Any = None) -> Any:
@@ -51,76 +68,68 @@ def make_codec(name: str, preset: str, model: Any = None) -> Any:
     return get_codec(name, preset=preset)
 
 
-def encode(codec: Any, frames: np.ndarray, fps: float, kbps: float, out_dir: Path) -> dict:
-    """Code `frames` near `kbps`; a plain record: real bits and kbps, times, command, version, settings, paths."""
+def new_results(clip: dict, frames: np.ndarray, rates: list[float], metrics: list[str]) -> dict:
+    """An empty comparisons results dict for this clip and run."""
+    from comparisons.runner import new_results as make
+
+    info = {"path": clip["name"], "start": clip["start"]}
+    return make(info, frames, clip["fps"], rates, metrics)
+
+
+def encode_and_measure(codec: Any, frames: np.ndarray, fps: float, kbps: float, out_dir: Path,
+                       metrics: list[str]) -> tuple[dict, np.ndarray]:
+    """One real encode near `kbps`, decoded and measured: the comparisons record and the decoded frames."""
+    from comparisons.runner import measure
+
     result = codec.encode(frames, fps, kbps, out_dir)
-    settings = dict(result.settings)
-    preset = f"rate {settings['rate_point']}" if "rate_point" in settings else str(settings.get("preset", ""))
-    return {"codec": result.codec, "label": result.label, "version": result.version, "settings": settings,
-            "preset": preset, "command": result.command, "bitstream": result.bitstream_path, "bits": result.bits,
-            "frames": result.frames, "fps": result.fps, "width": result.width, "height": result.height,
-            "target_kbps": result.target_kbps, "kbps": result.kbps, "bpp": result.bpp,
-            "within_tolerance": result.within_tolerance, "trials": result.trials,
-            "encode_s": result.encode_seconds, "decode_s": result.decode_seconds, "decoded_frames": result.decoded}
+    return measure(frames, result, metrics), result.decoded
 
 
-DEFAULT_METRICS = ("psnr_rgb", "psnr_yuv611", "ms_ssim_rgb", "vmaf")  # seconds per clip on 2 CPU cores
+def preset_of(record: dict) -> str:
+    """What the page calls the record's preset: the encoder preset, or S2VC's rate point."""
+    settings = record["settings"]
+    return f"rate {settings['rate_point']}" if "rate_point" in settings else str(settings.get("preset", ""))
 
 
-@dataclass(frozen=True)
-class MetricChoice:
-    """One metric of the registry: exact variant, direction, and why it cannot run here (None if it can)."""
-
-    name: str
-    variant: str
-    higher_is_better: bool
-    reason: str | None
+def view(results: dict, records: list[dict]) -> dict:
+    """The same results restricted to some records (e.g. the main bitrate's)."""
+    return {**results, "records": records}
 
 
-def metric_choices() -> list[MetricChoice]:
-    from comparisons.metrics import METRICS
+def rd_figure(results: dict, metric: str) -> Any:
+    from comparisons.plots import rd_figure as make
 
-    return [MetricChoice(m.name, m.variant, m.higher_is_better, m.availability()) for m in METRICS.values()]
-
-
-def measure(reference: np.ndarray, decoded: np.ndarray, names: list[str]) -> tuple[dict, dict, dict]:
-    """Per-frame values, clip values and skipped metrics (name -> reason) of `names` for one decoded clip."""
-    from comparisons.metrics import MetricError, get_metric
-
-    per_frame, clip, skipped = {}, {}, {}
-    for name in names:
-        try:
-            value = get_metric(name).evaluate(np.asarray(reference), decoded)
-        except MetricError as exc:
-            skipped[name] = str(exc)
-            continue
-        per_frame[name], clip[name] = value.per_frame, value.clip
-    return per_frame, clip, skipped
+    return _fit(make(results, metric))
 
 
-def rd_figure(records: list[dict], metric: str):
-    return interim.rd_figure(records, metric, _higher(metric))
+def per_frame_figure(results: dict, metric: str) -> Any:
+    from comparisons.plots import per_frame_figure as make
+
+    return _fit(make(results, metric))
 
 
-def per_frame_figure(records: list[dict], metric: str):
-    return interim.per_frame_figure(records, metric)
+def _fit(fig: Any) -> Any:
+    """Let the page size the figure (comparisons draws them at a fixed size for files)."""
+    return fig.update_layout(width=None, height=380, margin={"l": 60, "r": 20, "t": 50, "b": 40})
 
 
-def bd_rates(records: list[dict], anchor: str, metric: str):
-    """BD-rate table of every codec against `anchor` for `metric` (a DataFrame; messages for non-overlap)."""
-    return interim.bd_rates(records, anchor, metric, _higher(metric))
+def bd_table(results: dict, anchor: str) -> pd.DataFrame:
+    """BD-rate / BD-quality of every codec against `anchor` for every metric, with a note where undefined."""
+    from comparisons.bdrate import BDRateError, bd_table as make
+
+    measured = [m for m in results["metrics"] if any(m in r["metrics"] for r in results["records"])]
+    try:
+        return make(results, anchor, measured).drop(columns=["variant"])
+    except BDRateError as exc:
+        return pd.DataFrame([{"note": str(exc)}])
 
 
-def write_results(records: list[dict], conditions: dict, out_dir) -> list:
-    """results.json and results.csv in `out_dir`; returns their paths."""
-    return interim.write_results(records, conditions, out_dir)
+def save(results: dict, out_dir: Path) -> tuple[list[Path], str | None]:
+    """results.json, results.csv, per_frame.csv and the RD figures (HTML, PNG); returns the files and a PNG error."""
+    from comparisons.plots import save_figures
+    from comparisons.results import save_results, write_csv
 
-
-def figure_png(fig, path) -> Any:
-    return interim.figure_png(fig, path)
-
-
-def _higher(metric: str) -> bool:
-    from comparisons.metrics import METRICS
-
-    return METRICS[metric].higher_is_better
+    clean = view(results, [{k: v for k, v in r.items() if k not in APP_KEYS} for r in results["records"]])
+    files = [save_results(clean, Path(out_dir) / "results.json"), *write_csv(clean, out_dir)]
+    figures, png_error = save_figures(clean, Path(out_dir) / "figures")
+    return files + figures, png_error

@@ -101,7 +101,8 @@ def bpp_text(kbps: float | None, clip: dict | None) -> str:
 
 def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], metrics: list[str],
                    session: Path, slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
-    """Code the clip with each codec at each rate, then measure `metrics`; yields the state after every codec."""
+    """Code the clip with each codec at each rate (main rate first) and measure `metrics`; yields the run state
+    after every encode. The state's `results` is a comparisons results dict."""
     if not clip:
         raise InputError("Load a clip first.")
     if not codecs:
@@ -110,44 +111,46 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
         raise InputError("Tick at least one metric.")
     out = run_dir(session, f"{time.strftime('%H%M%S')}")
     frames = np.asarray(load_frames(clip["frames"]))
-    state: dict[str, Any] = {"dir": str(out), "records": [], "messages": [], "primary_kbps": rates[0],
-                             "conditions": run_conditions(clip, codecs, presets, slot), "done": False}
+    results = engine.new_results(clip, frames, rates, metrics)
+    state: dict[str, Any] = {"dir": str(out), "results": results, "messages": [], "primary_kbps": rates[0],
+                             "conditions": run_conditions(clip, slot), "done": False}
     model = None
     if "s2vc" in codecs:
         progress(0.0, "loading the S2VC model (once per server)")
         model = slot.get()
         if model is None:
-            state["messages"].append(f"S2VC model not available: {slot.error}")
-            codecs = [c for c in codecs if c != "s2vc"]
-        state["conditions"]["model"] = slot.describe()
+            results["unavailable"]["codecs"]["s2vc"] = f"S2VC model not available: {slot.error}"
+        state["conditions"]["model"] = model_markdown(slot).replace("**", "")
     choices = {c.name: c for c in engine.codec_choices()}
-    for name in [c for c in codecs if choices[c].reason]:
-        state["messages"].append(f"{choices[name].label} not available: {choices[name].reason}")
-    instances = {c: engine.make_codec(c, presets.get(c, ""), model) for c in codecs if not choices[c].reason}
+    for name in codecs:
+        if name != "s2vc" and choices[name].reason:
+            results["unavailable"]["codecs"][name] = f"{choices[name].label} not available: {choices[name].reason}"
+    state["messages"] += list(results["unavailable"]["codecs"].values())
+    instances = {c: engine.make_codec(c, presets.get(c, ""), model) for c in codecs
+                 if c not in results["unavailable"]["codecs"]}
     jobs = [(kbps, codec) for kbps in rates for codec in instances]
     for index, (kbps, codec) in enumerate(jobs):
         name = choices[codec].label
-        progress(index / len(jobs), f"{name} @ {kbps:g} kbps: encoding (rate search) and decoding")
+        progress(index / len(jobs), f"{name} @ {kbps:g} kbps: encoding (rate search), decoding, metrics")
         try:
-            result = engine.encode(instances[codec], frames, clip["fps"], kbps, out / "bitstreams")
+            record, decoded = engine.encode_and_measure(instances[codec], frames, clip["fps"], kbps,
+                                                        out / "bitstreams", metrics)
         except Exception as exc:  # one failing encoder must not stop the others
+            results["failures"].append({"codec": codec, "target_kbps": kbps, "error": str(exc)})
             state["messages"].append(f"{name} @ {kbps:g} kbps failed: {exc}")
             yield _snapshot(state)
             continue
-        progress((index + 0.5) / len(jobs), f"{name} @ {kbps:g} kbps: metrics ({', '.join(metrics)})")
-        decoded = result.pop("decoded_frames")
-        result["per_frame"], result["metrics"], skipped = engine.measure(frames, decoded, metrics)
-        for reason in skipped.values():
+        for reason in record["metric_errors"].values():
             if reason not in state["messages"]:
                 state["messages"].append(reason)
-        result["key"] = f"{result['label']} · {result['preset']} · {result['kbps']:.1f} kbps"
-        stem = Path(result["bitstream"]).stem
+        record["key"] = f"{record['label']} · {engine.preset_of(record)} · {record['kbps']:.1f} kbps"
+        stem = Path(record["bitstream"]).stem
         np.save(out / f"{stem}.npy", decoded)
-        result["decoded"] = str(out / f"{stem}.npy")
+        record["decoded"] = str(out / f"{stem}.npy")
         if kbps == rates[0]:
-            progress((index + 0.8) / len(jobs), f"{name} @ {kbps:g} kbps: browser preview")
-            result["preview"] = str(players.write_preview(decoded, clip["fps"], out / "previews" / f"{stem}.mp4"))
-        state["records"].append(result)
+            progress((index + 0.9) / len(jobs), f"{name} @ {kbps:g} kbps: browser preview")
+            record["preview"] = str(players.write_preview(decoded, clip["fps"], out / "previews" / f"{stem}.mp4"))
+        results["records"].append(record)
         yield _snapshot(state)
     state["done"] = True
     progress(1.0, "done")
@@ -156,76 +159,75 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
 
 def _snapshot(state: dict) -> dict:
     """A copy of the run state as it is now (the run goes on appending to the original)."""
-    return {**state, "records": list(state["records"]), "messages": list(state["messages"])}
+    results = state["results"]
+    return {**state, "messages": list(state["messages"]),
+            "results": {**results, "records": list(results["records"]), "failures": list(results["failures"])}}
 
 
-def run_conditions(clip: dict, codecs: list[str], presets: dict[str, str], slot: ModelSlot) -> dict:
-    """What a results table must be read with: clip, presets, machine (each codec adds its own settings)."""
-    return {"clip": clip["name"], "size": f"{clip['width']}x{clip['height']}", "frames": clip["count"],
-            "start frame": clip["start"], "fps": clip["fps"], "preparation": "; ".join(clip["notes"]) or "none",
-            "codecs and presets": {c: presets.get(c, "") for c in codecs},
-            "metrics computed on": "8-bit RGB frames at the clip's size",
+def run_conditions(clip: dict, slot: ModelSlot) -> dict:
+    """What the app adds to comparisons' test conditions: clip preparation, machine, model device."""
+    return {"clip": f"{clip['name']}, {clip['width']}x{clip['height']}, {clip['count']} frames from frame "
+                    f"{clip['start']} at {clip['fps']:g} fps", "preparation": "; ".join(clip["notes"]) or "none",
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
 
 
 # ---------------------------------------------------------------- results
 
 
+def records(state: dict | None) -> list[dict]:
+    return state["results"]["records"] if state else []
+
+
 def player_records(state: dict | None) -> list[dict]:
     """Records shown in the players: one per codec at the main bitrate."""
-    if not state:
-        return []
-    return [r for r in state["records"] if r.get("preview")]
+    return [r for r in records(state) if r.get("preview")]
 
 
 def results_table(state: dict | None) -> pd.DataFrame:
-    """One row per coded clip: codec, preset, target and measured rate, clip metrics, times."""
+    """One row per encode: codec, preset, target and real rate, tolerance, clip metrics, times."""
     rows = []
-    for r in (state or {}).get("records", []):
-        row = {"codec": r["label"], "preset": r["preset"], "target kbps": r["target_kbps"],
+    for r in records(state):
+        row = {"codec": r["label"], "preset": engine.preset_of(r), "target kbps": r["target_kbps"],
                "kbps": round(r["kbps"], 2), "within 5%": "yes" if r["within_tolerance"] else "no",
                "bpp": round(r["bpp"], 5)}
-        for metric, value in r["metrics"].items():
-            row[metric] = round(value, 4)
-        row["encode s"] = round(r["encode_s"], 2)
-        row["decode s"] = round(r["decode_s"], 2)
+        row |= {metric: round(value, 4) for metric, value in r["metrics"].items()}
+        row |= {"encode s": round(r["encode_seconds"], 2), "decode s": round(r["decode_seconds"], 2)}
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def bd_table(state: dict | None, anchor: str = "x265") -> pd.DataFrame:
-    """BD-rates of every codec against the anchor for every metric (needs the sweep for enough points)."""
-    records = (state or {}).get("records", [])
-    if not any(r["codec"] == anchor for r in records):
-        return pd.DataFrame([{"note": f"no {anchor} results to anchor BD-rates on"}])
-    tables = [engine.bd_rates(records, anchor, metric) for metric in metrics_in(state)]
-    tables = [t for t in tables if len(t)]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame([{"note": "only one codec was run"}])
+    """BD-rates of every codec against the anchor for every measured metric (the sweep gives the curves)."""
+    if not records(state):
+        return pd.DataFrame()
+    return engine.bd_table(state["results"], anchor).round(3)
 
 
 def metrics_in(state: dict | None) -> list[str]:
-    """Metrics measured on every result so far."""
-    records = (state or {}).get("records", [])
-    return [m for m in records[0]["metrics"] if all(m in r["metrics"] for r in records)] if records else []
+    """Metrics measured on at least one result so far."""
+    done = records(state)
+    return [m for m in state["results"]["metrics"] if any(m in r["metrics"] for r in done)] if done else []
 
 
 def rd_figures(state: dict | None) -> dict[str, Any]:
     """One rate-distortion(-perception) figure per measured metric."""
-    records = (state or {}).get("records", [])
-    return {metric: engine.rd_figure(records, metric) for metric in metrics_in(state)}
+    return {metric: engine.rd_figure(state["results"], metric) for metric in metrics_in(state)}
 
 
 def per_frame_figure(state: dict | None, metric: str | None) -> Any:
-    records = player_records(state)
-    if not records or all(r["per_frame"].get(metric) is None for r in records):
+    """Per-frame values of `metric` for the main bitrate's encodes."""
+    shown = player_records(state)
+    if not shown or not any(r["per_frame"].get(metric) for r in shown):
         return None
-    return engine.per_frame_figure(records, metric)
+    return engine.per_frame_figure(engine.view(state["results"], shown), metric)
 
 
 def conditions_markdown(state: dict | None) -> str:
+    """Test conditions (comparisons' and the app's), then each encoder's version, settings and command."""
     if not state:
         return ""
-    lines = [f"- **{key}**: {value}" for key, value in state["conditions"].items()]
+    conditions = state["results"]["test_conditions"] | state["conditions"]
+    lines = [f"- **{key}**: {value}" for key, value in conditions.items()]
     lines.append("\n<details><summary>encoder versions, settings and exact command lines</summary>\n")
     for r in player_records(state):
         settings = ", ".join(f"{k}: {v}" for k, v in r["settings"].items())
@@ -240,7 +242,7 @@ def comparison_choices(state: dict | None) -> list[str]:
 def _frames_for(choice: str, clip: dict, state: dict | None) -> np.ndarray:
     if choice == ORIGINAL or not state:
         return load_frames(clip["frames"])
-    for r in state["records"]:
+    for r in records(state):
         if r["key"] == choice:
             return load_frames(r["decoded"])
     raise InputError(f"{choice} is not among the results.")
@@ -276,32 +278,27 @@ def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def export_files(clip: dict, state: dict | None) -> dict[str, Any]:
-    """Write results.json/csv, PNG figures, decoded videos, the HTML report and a zip of everything."""
+    """Write results (JSON, CSV), RD figures (HTML, PNG), decoded videos, the HTML report and a zip of everything."""
     from app import report
 
-    if not state or not state["records"]:
-        return {"files": [], "zip": None, "report": None}
+    if not records(state):
+        return {"files": [], "zip": None, "report": None, "messages": []}
     out = Path(state["dir"])
-    files: list[Path] = [Path(r["bitstream"]) for r in state["records"]]
+    files: list[Path] = [Path(r["bitstream"]) for r in records(state)]
     for r in player_records(state):
         files.append(players.write_lossless(load_frames(r["decoded"]), clip["fps"],
                                             out / "decoded" / f"{Path(r['bitstream']).stem}.mkv"))
-    files += engine.write_results(state["records"], state["conditions"], out)
-    figures = rd_figures(state)
-    for metric, fig in figures.items():
-        files.append(engine.figure_png(fig, out / f"rd_{_slug(metric)}.png"))
-    report_path = report.write_report(clip, state, figures, results_table(state), bd_table(state),
+    saved, png_error = engine.save(state["results"], out)
+    files += saved
+    report_path = report.write_report(clip, state, rd_figures(state), results_table(state), bd_table(state),
                                       out / "report.html")
     files.append(report_path)
     zip_path = out / "s2vc_studio_results.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in files:
             archive.write(path, path.relative_to(out))
-    return {"files": [str(p) for p in files], "zip": str(zip_path), "report": str(report_path)}
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_").lower()
+    return {"files": [str(p) for p in files], "zip": str(zip_path), "report": str(report_path),
+            "messages": [png_error] if png_error else []}
 
 
 def model_markdown(slot: ModelSlot) -> str:

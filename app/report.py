@@ -29,11 +29,12 @@ def write_report(clip: dict, state: dict, figures: dict[str, Any], table: pd.Dat
     from app.handlers import load_frames, player_records
 
     records = player_records(state)
+    results = state["results"]
     original = load_frames(clip["frames"])
     parts = [f"<h1>S2VC Studio — {html.escape(clip['name'])}</h1>",
              f"<p>{html.escape(_plain(clip['description']))}</p>",
              "<h2>Results</h2>", table.to_html(index=False, na_rep="–"),
-             "<h2>BD-rates</h2>", bd.to_html(index=False, na_rep="–"),
+             "<h2>BD-rates against x265</h2>", bd.to_html(index=False, na_rep="–"),
              "<h2>Rate–distortion–perception</h2><div class='plots'>"]
     for index, fig in enumerate(figures.values()):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=index == 0))
@@ -44,8 +45,14 @@ def write_report(clip: dict, state: dict, figures: dict[str, Any], table: pd.Dat
         tiles += [_figure(load_frames(r["decoded"])[frame], f"{r['key']}, frame {frame}") for r in records]
         parts.append(f"<div class='frames'>{''.join(tiles)}</div>")
     parts.append("<h2>Test conditions</h2><ul>")
-    parts += [f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in state["conditions"].items()]
-    parts += [f"<li><b>{html.escape(r['label'])}</b>: <code>{html.escape(r['command'])}</code></li>" for r in records]
+    conditions = results["test_conditions"] | state["conditions"]
+    parts += [f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in conditions.items()]
+    parts += [f"<li><b>{html.escape(m)}</b>: {html.escape(info['variant'])}</li>"
+              for m, info in results["metrics"].items()]
+    for r in records:
+        settings = ", ".join(f"{k}: {v}" for k, v in r["settings"].items())
+        parts.append(f"<li><b>{html.escape(r['label'])}</b> ({html.escape(r['version'])}): {html.escape(settings)}"
+                     f"<br><code>{html.escape(r['command'])}</code></li>")
     parts.append("</ul>")
     for message in state["messages"]:
         parts.append(f"<p><i>{html.escape(message)}</i></p>")

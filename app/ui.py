@@ -172,7 +172,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             ready = bool(exports["files"])
             choices_ab = handlers.comparison_choices(state)
             b_value = choices_ab[1] if len(choices_ab) > 1 else handlers.ORIGINAL
-            return [gr.update(value=exports["zip"], interactive=ready),
+            status = _status(state) + "".join(f"\n- ⚠️ {m}" for m in exports["messages"]) if state else gr.update()
+            return [status, gr.update(value=exports["zip"], interactive=ready),
                     gr.update(value=exports["report"], interactive=ready), exports["files"] or None,
                     gr.update(choices=choices_ab, value=handlers.ORIGINAL), gr.update(choices=choices_ab,
                                                                                        value=b_value),
@@ -203,7 +204,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
             concurrency_id="codec").then(
             on_finish, [clip_state, run_state, per_frame_metric],
-            [zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md]).then(
+            [status_md, zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md]).then(
             on_view, view_inputs, view_outputs)
         gr.on([a_box.change, b_box.change, frame.release, zoom.change, center_x.release, center_y.release],
               on_view, view_inputs, view_outputs, trigger_mode="always_last")
@@ -214,7 +215,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
 
 def _status(state: dict) -> str:
     done = "Done." if state["done"] else "Running…"
-    lines = [f"{done} {len(state['records'])} result(s)."] + [f"- ⚠️ {m}" for m in state["messages"]]
+    lines = [f"{done} {len(handlers.records(state))} result(s)."] + [f"- ⚠️ {m}" for m in state["messages"]]
     return "\n".join(lines)
 
 

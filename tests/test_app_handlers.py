@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import handlers, session
+from app import engine, handlers, session
 from app.inputs import InputError, load_clip
 from app.model_slot import ModelSlot
 from app.settings import Limits, sample_clips
@@ -172,12 +172,12 @@ def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkey
     seen = []
     states = list(handlers.run_comparison(clip, [200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, METRICS, folder,
                                           slot, lambda f, d: seen.append((f, d))))
-    assert [len(s["records"]) for s in states] == [1, 2, 2] and states[-1]["done"]
+    assert [len(handlers.records(s)) for s in states] == [1, 2, 2] and states[-1]["done"]
     assert seen[-1] == (1.0, "done") and any("x265" in d for _, d in seen)
     state = states[-1]
-    s2vc, x265 = state["records"]
-    assert s2vc["codec"] == "s2vc" and s2vc["bits"] == 800 * 8 and s2vc["preset"] == "rate q3"
-    assert x265["preset"] == "ultrafast" and x265["kbps"] > 0 and Path(x265["bitstream"]).stat().st_size > 0
+    s2vc, x265 = handlers.records(state)
+    assert s2vc["codec"] == "s2vc" and s2vc["bits"] == 800 * 8 and engine.preset_of(s2vc) == "rate q3"
+    assert engine.preset_of(x265) == "ultrafast" and x265["kbps"] > 0 and Path(x265["bitstream"]).stat().st_size > 0
     assert set(s2vc["metrics"]) == set(x265["metrics"]) == {"psnr_rgb"} and len(x265["per_frame"]["psnr_rgb"]) == 4
     assert any("161" in m for m in state["messages"])
 
@@ -192,7 +192,8 @@ def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkey
 
     exports = handlers.export_files(clip, state)
     names = {Path(p).name for p in exports["files"]}
-    assert {"results.json", "results.csv", "report.html"} <= names and any(n.endswith(".s2vc") for n in names)
+    assert {"results.json", "results.csv", "per_frame.csv", "report.html"} <= names
+    assert any(n.endswith(".s2vc") for n in names) and any(n.endswith(".265") for n in names)
     assert any(n.endswith(".png") for n in names) and any(n.endswith(".mkv") for n in names)
     report = Path(exports["report"]).read_text()
     assert "S2VC" in report and "data:image/png;base64" in report and "plotly" in report.lower()
@@ -205,7 +206,7 @@ def test_run_without_model_still_runs_baselines(clip_file: Path, tmp_path: Path,
     clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 3, "original size", LIMITS, tmp_path)
     state = list(handlers.run_comparison(clip, [150.0], ["s2vc", "x265"], {"x265": "ultrafast"}, METRICS, tmp_path,
                                            slot))[-1]
-    assert [r["codec"] for r in state["records"]] == ["x265"]
+    assert [r["codec"] for r in handlers.records(state)] == ["x265"]
     assert state["messages"][0] == "S2VC model not available: FileNotFoundError: no checkpoint here"
     with pytest.raises(InputError, match="at least one codec"):
         next(handlers.run_comparison(clip, [150.0], [], {}, METRICS, tmp_path, slot))
@@ -246,3 +247,17 @@ def test_page_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     demo = build(settings, ModelSlot(device="cpu"))
     assert demo.title == "S2VC Studio"
     assert "s2vc-players" in launch_options(settings)["head"]
+
+
+def test_sweep_gives_curves_and_bd_rates(clip_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slot = _slot(FakeS2VC(), monkeypatch)
+    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 4, "original size", LIMITS, tmp_path)
+    rates = handlers.parse_rates(25, True, "45, 100")
+    state = list(handlers.run_comparison(clip, rates, ["s2vc", "x265"], {"x265": "ultrafast"}, ["psnr_rgb"],
+                                         tmp_path, slot))[-1]
+    assert len(handlers.records(state)) == 6 and len(handlers.player_records(state)) == 2
+    figure = handlers.rd_figures(state)["psnr_rgb"]
+    assert [len(trace.x) for trace in figure.data] == [3, 3]
+    bd = handlers.bd_table(state)
+    assert list(bd["codec"]) == ["s2vc"] and {"bd_rate_percent", "note"} <= set(bd.columns)
+    assert handlers.per_frame_figure(state, "psnr_rgb") is not None
