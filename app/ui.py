@@ -95,11 +95,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             diff_image = gr.Image(label="difference |A-B| x4", interactive=False)
 
         gr.Markdown("### Rate-distortion-perception")
-        with gr.Column(elem_id="s2vc-plots"):
-            rd_plots = {}
-            for row in range(0, len(metrics), 2):
-                with gr.Row():
-                    rd_plots |= {m: gr.Plot(label=m, visible=False) for m in metrics[row:row + 2]}
+        with gr.Row(elem_id="s2vc-plots"):  # two per row on a wide page; hidden until measured
+            rd_plots = {m: gr.Plot(label=m, visible=False, min_width=560) for m in metrics}
         with gr.Accordion("metric definitions and the ones that cannot run here", open=False):
             gr.Markdown("\n".join(f"- **{m.name}** ({'higher' if m.higher_is_better else 'lower'} is better): "
                                    f"{m.variant}" + (f" — *not available: {m.reason}*" if m.reason else "")
