@@ -110,7 +110,7 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
     if not metrics:
         raise InputError("Tick at least one metric.")
     out = run_dir(session, f"{time.strftime('%H%M%S')}")
-    frames = np.asarray(load_frames(clip["frames"]))
+    frames = np.array(load_frames(clip["frames"]))  # a writable copy in memory
     results = engine.new_results(clip, frames, rates, metrics)
     state: dict[str, Any] = {"dir": str(out), "results": results, "messages": [], "primary_kbps": rates[0],
                              "conditions": run_conditions(clip, slot), "done": False}
