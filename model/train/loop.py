@@ -82,8 +82,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
             raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config/overrides")
         return S2VC.from_pretrained(source)
     mcfg = S2VCConfig.load(cfg.model_config) if cfg.model_config else preset(cfg.model_preset)
-    if cfg.model_overrides:
-        mcfg = mcfg.replace(**cfg.model_overrides)
+    mcfg = S2VCConfig.from_dict({**mcfg.to_dict(), **cfg.model_overrides})  # checks names, lists -> tuples
     model = S2VC(mcfg)
     if source is not None:  # an accelerate checkpoint folder of an earlier run of the same model
         from safetensors.torch import load_file
