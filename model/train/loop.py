@@ -201,7 +201,7 @@ class Trainer:
         self.num_rates = num_rates
         params = select_trainable(model, cfg.trainable_patterns)
         if cfg.gradient_checkpointing:
-            enable_gradient_checkpointing(model)
+            log.info("gradient checkpointing on in %d sub-models", enable_gradient_checkpointing(model))
         reset = cfg.cascade_reset_interval if cfg.stage == "cascade" else None
         coder = ClipCoder(model, cfg.decode, reset)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
