@@ -131,14 +131,15 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             slot.get()
             return handlers.model_markdown(slot)
 
-        def on_clip(up, smp, rw, rh, rfps, st, n, ds, value, request: gr.Request) -> tuple:
+        def on_clip(up, smp, rw, rh, rfps, st, n, ds, value, request: gr.Request,
+                    progress: gr.Progress = gr.Progress()) -> tuple:
+            progress(0.1, desc="decoding the clip")
             try:
                 clip = handlers.prepare_clip(up, smp, rw, rh, rfps, st, n, ds, limits, session_of(request))
             except InputError as exc:
-                return None, f"<span class='s2vc-error'>⚠️ {exc}</span>", None, handlers.bpp_text(None, None), \
-                    gr.update()
+                return None, _error(str(exc)), None, handlers.bpp_text(None, None), gr.update()
             except Exception as exc:  # anything else the decoder throws is still the input's fault here
-                return None, f"<span class='s2vc-error'>⚠️ This clip could not be read: {exc}</span>", None, \
+                return None, _error(f"This clip could not be read ({type(exc).__name__}: {exc})."), None, \
                     handlers.bpp_text(None, None), gr.update()
             return clip, clip["description"], clip["preview"], handlers.bpp_text(value, clip), \
                 gr.update(maximum=clip["count"] - 1, value=0)
@@ -152,9 +153,10 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                 data[c] for c in (clip_state, kbps, sweep, sweep_text, codec_box, metric_box))
             presets = {name: data[box] for name, box in preset_boxes.items()} | {"s2vc": "default"}
             if not clip:
-                yield [None, "⚠️ Load a valid clip first (see the message under the clip settings).",
+                yield [None, _error("Load a valid clip first (see the message under the clip settings)."),
                        *_results_view(None, metrics)]
                 return
+            state = None
             try:
                 rates = handlers.parse_rates(value, do_sweep, text)
                 stream = handlers.run_comparison(clip, rates, list(codecs), presets, list(chosen), session_of(request),
@@ -162,10 +164,16 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                 for state in stream:
                     yield [state, _status(state), *_results_view(state, metrics)]
             except InputError as exc:
-                yield [None, f"<span class='s2vc-error'>⚠️ {exc}</span>", *_results_view(None, metrics)]
+                yield [state, _error(str(exc)), *_results_view(state, metrics)]
+            except Exception as exc:  # the page gets the reason, never a stack trace
+                yield [state, _error(f"The run stopped: {type(exc).__name__}: {exc}"), *_results_view(state, metrics)]
 
         def on_finish(clip, state, metric) -> list:
-            exports = handlers.export_files(clip, state) if clip else {"files": [], "zip": None, "report": None}
+            try:
+                exports = handlers.export_files(clip, state)
+            except Exception as exc:  # results stay on the page even when files cannot be written
+                exports = {"files": [], "zip": None, "report": None,
+                           "messages": [f"downloads could not be written ({type(exc).__name__}: {exc})"]}
             ready = bool(exports["files"])
             choices_ab = handlers.comparison_choices(state)
             b_value = choices_ab[1] if len(choices_ab) > 1 else handlers.ORIGINAL
@@ -189,7 +197,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
         demo.unload(on_unload)
         gr.on([load_btn.click, upload.upload, upload.clear, sample.change], on_clip, clip_inputs + [kbps],
-              clip_outputs)
+              clip_outputs, show_progress_on=[clip_md], trigger_mode="always_last")
         kbps.change(handlers.bpp_text, [kbps, clip_state], bpp_md)
         result_outputs = [*videos, a_box, b_box, *rd_plots.values(), table, bd, conditions_md]
         view_inputs = [clip_state, run_state, a_box, b_box, frame, center_x, center_y, zoom]
@@ -208,6 +216,10 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         per_frame_metric.change(handlers.per_frame_figure, [run_state, per_frame_metric], per_frame_plot)
         play_btn.click(None, js=players.PLAY_ALL_JS)
     return demo
+
+
+def _error(message: str) -> str:
+    return f"<span class='s2vc-error'>⚠️ {message}</span>"
 
 
 def _status(state: dict) -> str:

@@ -1,4 +1,5 @@
-"""End to end in a real headless browser: upload a short clip, run one bitrate, see players, slider, plot, table.
+"""End to end in a real headless browser: a bad upload gets a message; a short clip, run at one bitrate, gives
+players, slider, plots and table.
 
 Uses Debian's chromium (`bash setup.sh --browser`) through playwright; skipped only when no chromium binary exists.
 The screenshot goes to $S2VC_SCREENSHOT (default /tmp/s2vc_app_e2e.png).
@@ -73,6 +74,14 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         page.goto(app_url)
         page.locator("#s2vc-run").wait_for(timeout=30_000)
         expect(page.locator("#s2vc-model")).to_contain_text("S2VC")
+
+        not_a_video = tmp_path / "notes.mp4"
+        not_a_video.write_text("these are lecture notes, not a video\n" * 20)
+        page.locator("#s2vc-upload input[type=file]").set_input_files(str(not_a_video))
+        expect(page.locator("#s2vc-clip")).to_contain_text("could not be read as a video", timeout=30_000)
+        assert "Traceback" not in page.content()
+        page.locator("#s2vc-upload").get_by_role("button", name="Clear").click()
+        expect(page.locator("#s2vc-clip")).to_contain_text("30 frames", timeout=30_000)  # back to the sample
 
         page.locator("#s2vc-count input").fill("16")
         page.locator("#s2vc-upload input[type=file]").set_input_files(str(CLIP))
