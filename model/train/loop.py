@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from model.train.config import TrainConfig
 from model.train.data import ClipDataset, StepSampler
 from model.train.losses import PatchDiscriminator, RateDistortionLoss, discriminator_loss
+from model.train.scratch_init import init_one_step_for_scratch
 from model.train.sources import load_sources, split_items
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ def code_clip(model: nn.Module, frames: torch.Tensor, rate: torch.Tensor, decode
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
-    """The S2VC model of `cfg`, from `init_from` when given, else fresh with the pretrained autoencoder loaded."""
+    """The S2VC model of `cfg`, from `init_from` when given, else fresh (scratch initialisation of the one-step
+    generator) with the pretrained autoencoder loaded."""
     from model.checkpoints import is_pretrained_folder
     from model.codec import S2VC
     from model.config import S2VCConfig, preset
@@ -91,6 +93,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()}, strict=True)
     else:
         model.vae.load_weights()
+        init_one_step_for_scratch(model)
     return model
 
 
