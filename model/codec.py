@@ -113,6 +113,13 @@ class S2VC(nn.Module):
             self.rate_switcher(self, int(rate))
         return int(rate) if self.config.num_rates > 1 else 0
 
+    def _prepare(self) -> None:
+        """Eval mode, and the memory format of the conv weights: channels_last on CPU (oneDNN then skips a reorder
+        around every conv), contiguous elsewhere. Every coding loop passes here, so encoder and decoder compute
+        with the same kernels."""
+        self.eval()
+        self.to(memory_format=torch.channels_last if self.device.type == "cpu" else torch.contiguous_format)
+
     def _iframe_precision(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -189,7 +196,7 @@ class S2VC(nn.Module):
         frames = validate_frames(frames)
         h, w = frames.shape[1:3]
         r = self._net_rate(rate)
-        self.eval()
+        self._prepare()
         dpb = DecodedPictureBuffer(self.config.reset_interval)
         for t in range(frames.shape[0]):
             x = to_model_frames(frames[t : t + 1], self.config.pad_multiple).to(self.device)
@@ -207,15 +214,24 @@ class S2VC(nn.Module):
         return [r.bits for r in self.iter_reconstruct(frames, rate, decode=False)]
 
     # ------------------------------------------------------------------------------------------ training
-    def forward_frames(self, frames: torch.Tensor, rate: int | torch.Tensor, decode: bool = True) -> list[dict]:
+    def forward_frames(
+        self,
+        frames: torch.Tensor,
+        rate: int | torch.Tensor,
+        decode: bool = True,
+        reset_interval: int | None = None,
+        iframe_grad: bool = True,
+    ) -> list[dict]:
         """Training pass over clips [B,T,3,H,W] in [-1,1] (H, W multiples of 64) through the buffers.
 
         Per frame: x_hat (if decode), latent_hat (x0), latent (the VAE latent of the input, the target),
-        bits [B] (estimated), likelihoods, frame_type. Gradients flow through the buffers (cascaded training).
+        bits [B] (estimated), likelihoods, frame_type. Gradients flow through the buffers (cascaded training);
+        `iframe_grad=False` runs the I-frame without autograd (P-frame stages). `reset_interval` overrides the
+        config's reset period for this call.
         """
         if frames.dim() != 5 or frames.shape[2] != 3:
             raise ValueError(f"frames must be [B, T, 3, H, W], got {tuple(frames.shape)}")
-        dpb = DecodedPictureBuffer(self.config.reset_interval)
+        dpb = DecodedPictureBuffer(reset_interval or self.config.reset_interval)
         outputs = []
         for t in range(frames.shape[1]):
             x = frames[:, t]
@@ -223,8 +239,9 @@ class S2VC(nn.Module):
                 target = self.vae.encode(x)
             kind = dpb.next_frame_type()
             if kind == FRAME_I:
-                out = self.intra(x, target, rate)
-                latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "iframe")
+                with torch.set_grad_enabled(iframe_grad and torch.is_grad_enabled()):
+                    out = self.intra(x, target, rate)
+                    latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "iframe")
                 dpb.update(latent, None, feats)
             else:
                 ref = RefState(
@@ -286,16 +303,17 @@ class S2VC(nn.Module):
         frames = validate_frames(frames)
         r = self._net_rate(rate)
         header = self._header(frames, rate, fps)
-        self.eval()
+        self._prepare()
 
         def frames_iter() -> Iterator[tuple[FrameRecord, FrameResult]]:
             dpb = DecodedPictureBuffer(self.config.reset_interval)
             for t in range(frames.shape[0]):
-                x = to_model_frames(frames[t : t + 1], self.config.pad_multiple).to(self.device)
-                enc = SymbolEncoder()
-                out = self.code_frame(dpb, r, x=x, enc=enc)
-                record = FrameRecord(out["frame_type"], enc.finish())
-                image = self.decode_latent(out["latent"], header.height, header.width)
+                with torch.inference_mode():  # per frame: this body runs after iter_encode has returned
+                    x = to_model_frames(frames[t : t + 1], self.config.pad_multiple).to(self.device)
+                    enc = SymbolEncoder()
+                    out = self.code_frame(dpb, r, x=x, enc=enc)
+                    record = FrameRecord(out["frame_type"], enc.finish())
+                    image = self.decode_latent(out["latent"], header.height, header.width)
                 yield record, FrameResult(t, out["frame_type"], image, 8.0 * len(record.payload))
 
         return header, frames_iter()
@@ -335,7 +353,7 @@ class S2VC(nn.Module):
         r = self._net_rate(header.rate_index)
         multiple = self.config.pad_multiple
         size = (-(-header.height // multiple) * multiple, -(-header.width // multiple) * multiple)
-        self.eval()
+        self._prepare()
 
         def frames_iter() -> Iterator[FrameResult]:
             dpb = DecodedPictureBuffer(self.config.reset_interval)
@@ -343,10 +361,11 @@ class S2VC(nn.Module):
                 expected = dpb.next_frame_type()
                 if record.frame_type.value != expected:
                     raise BitstreamError(f"frame {t}: stream says {record.frame_type.value}, expected {expected}")
-                dec = SymbolDecoder(record.payload)
-                out = self.code_frame(dpb, r, dec=dec, size=size)
-                dec.check_exhausted()
-                image = self.decode_latent(out["latent"], header.height, header.width)
+                with torch.inference_mode():  # per frame: this body runs after iter_decode has returned
+                    dec = SymbolDecoder(record.payload)
+                    out = self.code_frame(dpb, r, dec=dec, size=size)
+                    dec.check_exhausted()
+                    image = self.decode_latent(out["latent"], header.height, header.width)
                 yield FrameResult(t, out["frame_type"], image, 8.0 * len(record.payload))
 
         return header, frames_iter()

@@ -33,13 +33,15 @@ CHECKPOINT_PREFIX = "step_"
 class ClipCoder(nn.Module):
     """The unit that DDP wraps: `forward(frames, rate)` = `S2VC.forward_frames` with this stage's settings."""
 
-    def __init__(self, model: nn.Module, decode: bool, reset_interval: int | None):
+    def __init__(self, model: nn.Module, decode: bool, reset_interval: int | None, iframe_grad: bool):
         super().__init__()
         self.model = model
-        self.decode, self.reset_interval = decode, reset_interval
+        self.decode, self.reset_interval, self.iframe_grad = decode, reset_interval, iframe_grad
 
     def forward(self, frames: torch.Tensor, rate: torch.Tensor) -> list[dict]:
-        return code_clip(self.model, frames, rate, self.decode, self.reset_interval)
+        return self.model.forward_frames(
+            frames, rate, decode=self.decode, reset_interval=self.reset_interval, iframe_grad=self.iframe_grad
+        )
 
 
 class TrainState:
@@ -56,19 +58,6 @@ class TrainState:
 
 
 # ----------------------------------------------------------------------------------------------- model
-
-
-def code_clip(model: nn.Module, frames: torch.Tensor, rate: torch.Tensor, decode: bool,
-              reset_interval: int | None) -> list[dict]:
-    """Per-frame outputs of `model.forward_frames`, with the reset period overridden while training the cascade."""
-    if reset_interval is None or reset_interval == model.config.reset_interval:
-        return model.forward_frames(frames, rate, decode=decode)
-    config = model.config
-    model.config = config.replace(reset_interval=reset_interval)
-    try:
-        return model.forward_frames(frames, rate, decode=decode)
-    finally:
-        model.config = config
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -206,7 +195,7 @@ class Trainer:
         if cfg.gradient_checkpointing:
             log.info("gradient checkpointing on in %d sub-models", enable_gradient_checkpointing(model))
         reset = cfg.cascade_reset_interval if cfg.stage == "cascade" else None
-        coder = ClipCoder(model, cfg.decode, reset)
+        coder = ClipCoder(model, cfg.decode, reset, iframe_grad=cfg.stage == "intra")
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
