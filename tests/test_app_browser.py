@@ -103,6 +103,12 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         players = page.locator("#s2vc-players").inner_text()
         assert "HEVC (x265)" in players and "VVC (VVenC)" in players and "kbps" in players
         assert ("S2VC · rate" in players) == s2vc
+        page.get_by_role("button", name="Play all from the start").click()
+        page.wait_for_timeout(1500)
+        times = page.evaluate("Array.from(document.querySelectorAll('#s2vc-players video'))"
+                              ".map(v => [v.readyState, v.currentTime, v.error && v.error.code])")
+        assert all(state >= 2 and error is None for state, _, error in times), times  # decodable in the browser
+        assert all(t > 0 for _, t, _ in times) and max(t for _, t, _ in times) - min(t for _, t, _ in times) < 0.3
         expect(page.locator("#s2vc-slider img").first).to_be_visible(timeout=30_000)
         expect(page.locator("#s2vc-plots .js-plotly-plot").first).to_be_visible(timeout=30_000)
         table = page.locator("#s2vc-table").inner_text()
