@@ -118,7 +118,7 @@ def tiny() -> S2VCConfig:
         vae_block_out_channels=(64, 64, 64, 64),
         vae_layers_per_block=3,
         vae_attn_window=0,
-        unet_block_out_channels=(32, 64, 96, 96),
+        unet_block_out_channels=(48, 64, 96, 96),  # ctrl 48 != latent 32: vae_reduction has a 1x1 short_cut
         unet_layers_per_block=1,
         unet_attention_head_dim=8,
         unet_norm_num_groups=8,
