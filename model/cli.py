@@ -76,8 +76,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="DIR", help="model folder: our format (config.json + "
                         f"model.safetensors) or an official release folder (default: ${CHECKPOINT_ENV} or the "
                         "bundled assets/models/s2vc-tiny)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu; decode "
-                        "on the same machine and device as the encoder for a bit-exact reconstruction")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads (default: torch's, one per "
+                        "core). Decode with the encoder's device and thread count: the networks' rounding depends "
+                        "on both, and a mismatch can break decoding")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +131,8 @@ def _device(name: str | None) -> str:
 
 def _load(args: argparse.Namespace, preset: str | None) -> S2VC:
     device = _device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.checkpoint is None and not os.environ.get(CHECKPOINT_ENV):
         if preset not in (None, "tiny"):
             raise UsageError(f"the {preset} preset has no bundled weights: pass --checkpoint DIR")

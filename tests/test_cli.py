@@ -69,7 +69,7 @@ def test_encode_info_decode(model, checkpoint, fast_load, monkeypatch, tmp_path,
     write_png_folder(tmp_path / "in", frames)
     out = tmp_path / "clip.s2vc"
     status, text, err = run(["encode", tmp_path / "in", "-o", out, "--checkpoint", checkpoint, "--fps", "25",
-                             "--rate", "q2", "--frames", "2", "--start", "1", "--device", "cpu"], capsys)
+                             "--rate", "q2", "--frames", "2", "--start", "1", "--device", "cpu", "--threads", "1"], capsys)
     assert status == 0, err
     assert "read 2 frames 90x70 at 25 fps" in text and "rate 2 (q2)" in text
 
@@ -82,7 +82,8 @@ def test_encode_info_decode(model, checkpoint, fast_load, monkeypatch, tmp_path,
     assert status == 0 and "reset" in text and "kbps" in text
 
     monkeypatch.undo()  # decode through the real loader: the saved checkpoint must reproduce the stream exactly
-    status, text, err = run(["decode", out, "-o", tmp_path / "frames", "--checkpoint", checkpoint], capsys)
+    status, text, err = run(["decode", out, "-o", tmp_path / "frames", "--checkpoint", checkpoint, "--threads", "1"],
+                            capsys)
     assert status == 0, err
     decoded, _ = read_video(tmp_path / "frames", fps=25)
     assert np.array_equal(decoded, model.decompress(out)[0])
@@ -141,6 +142,7 @@ def test_kbps_picks_closest_without_exceeding(model, monkeypatch, capsys, target
         (["encode", "IN"], 2),
         (["encode", "IN", "-o", "o.s2vc", "--rate", "1", "--kbps", "5"], 2),
         (["encode", "IN", "-o", "o.s2vc", "--frames", "0"], 2),
+        (["encode", "IN", "-o", "o.s2vc", "--threads", "0"], 2),
         (["encode", "IN", "-o", "o.s2vc", "--start", "-1"], 2),
         (["encode", "IN", "-o", "o.s2vc", "--kbps", "nan"], 2),
         (["encode", "RAW", "-o", "o.s2vc", "--size", "12", "--fps", "25"], 2),
