@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     settings, args = parse_args(argv)
     slot = ModelSlot(settings.checkpoint, settings.model_preset, settings.device)
     demo = build(settings, slot)
-    demo.queue(max_size=settings.queue_size)
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=4)  # light events; coding has its own limit
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{settings.limits.max_file_mb}mb",
                 **launch_options(settings))
 

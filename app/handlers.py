@@ -34,10 +34,15 @@ def _no_progress(fraction: float, desc: str) -> None:
 # ---------------------------------------------------------------- input
 
 
+KEPT_INPUTS = 3  # loaded clips kept per session (older ones are deleted; a shown run may still use them)
+
+
 def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None, raw_height: float | None,
                  raw_fps: float | None, start: float | None, count: float | None, downscale: str, limits: Limits,
-                 session: Path) -> dict:
-    """Load and check the uploaded clip, else the chosen sample; saves frames and a preview in the session folder."""
+                 session: Path, current: dict | None = None) -> dict:
+    """Load and check the uploaded clip, else the chosen sample; saves frames and a preview in the session folder.
+
+    Returns `current` unchanged when it was loaded from the same file with the same settings."""
     path: str | Path | None = upload
     if not upload:
         clips = sample_clips()
@@ -45,15 +50,25 @@ def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None
             raise InputError("Upload a clip or pick one of the sample clips.")
         path = clips[sample]
     raw = (int(raw_width or 0), int(raw_height or 0))
+    signature = repr((str(path), _mtime(path), start, count, downscale, raw, raw_fps, limits))
+    if current and current.get("signature") == signature and Path(current["frames"]).is_file():
+        return current
     clip = load_clip(path, limits, start=int(start or 0), count=int(count) if count else None, downscale=downscale,
                      raw_size=raw, raw_fps=float(raw_fps or 0))
-    return save_clip(clip, session)
+    return save_clip(clip, session) | {"signature": signature}
+
+
+def _mtime(path: str | Path | None) -> float | None:
+    return Path(path).stat().st_mtime if path and Path(path).is_file() else None
 
 
 def save_clip(clip: Clip, session: Path) -> dict:
-    """Store a clip's frames in the session folder and describe it as a plain dict."""
+    """Store a clip's frames and preview in the session folder (keeping the last few) and describe it."""
     folder = Path(session) / "input"
     folder.mkdir(parents=True, exist_ok=True)
+    for old in sorted(folder.glob("frames-*.npy"))[:-(KEPT_INPUTS - 1)]:
+        old.unlink(missing_ok=True)
+        (folder / old.name.replace("frames-", "original-").replace(".npy", ".mp4")).unlink(missing_ok=True)
     stamp = f"{time.time_ns()}"
     frames_path = folder / f"frames-{stamp}.npy"
     np.save(frames_path, clip.frames)
@@ -113,7 +128,7 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
     frames = np.array(load_frames(clip["frames"]))  # a writable copy in memory
     results = engine.new_results(clip, frames, rates, metrics)
     state: dict[str, Any] = {"dir": str(out), "results": results, "messages": [], "primary_kbps": rates[0],
-                             "conditions": run_conditions(clip, slot), "done": False}
+                             "clip": clip, "conditions": run_conditions(clip, slot), "done": False}
     model = None
     if "s2vc" in codecs:
         progress(0.0, "loading the S2VC model (once per server)")
@@ -250,7 +265,9 @@ def _frames_for(choice: str, clip: dict, state: dict | None) -> np.ndarray:
 
 def frame_views(clip: dict, state: dict | None, a: str, b: str, frame: int, center_x: float, center_y: float,
                 zoom: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """Frame `frame` of A and B, the same zoomed crop of both, and |A-B| x4 as an image."""
+    """Frame `frame` of A and B, the same zoomed crop of both, and |A-B| x4 as an image (the original is the
+    run's clip when there is a run)."""
+    clip = state["clip"] if state else clip
     frames_a, frames_b = _frames_for(a, clip, state), _frames_for(b, clip, state)
     index = int(np.clip(frame, 0, len(frames_a) - 1))
     img_a, img_b = np.asarray(frames_a[index]), np.asarray(frames_b[index])
@@ -277,20 +294,20 @@ def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
 # ---------------------------------------------------------------- downloads
 
 
-def export_files(clip: dict, state: dict | None) -> dict[str, Any]:
+def export_files(state: dict | None) -> dict[str, Any]:
     """Write results (JSON, CSV), RD figures (HTML, PNG), decoded videos, the HTML report and a zip of everything."""
     from app import report
 
     if not records(state):
         return {"files": [], "zip": None, "report": None, "messages": []}
-    out = Path(state["dir"])
+    out, clip = Path(state["dir"]), state["clip"]
     files: list[Path] = [Path(r["bitstream"]) for r in records(state)]
     for r in player_records(state):
         files.append(players.write_lossless(load_frames(r["decoded"]), clip["fps"],
                                             out / "decoded" / f"{Path(r['bitstream']).stem}.mkv"))
     saved, png_error = engine.save(state["results"], out)
     files += saved
-    report_path = report.write_report(clip, state, rd_figures(state), results_table(state), bd_table(state),
+    report_path = report.write_report(state, rd_figures(state), results_table(state), bd_table(state),
                                       out / "report.html")
     files.append(report_path)
     zip_path = out / "s2vc_studio_results.zip"

@@ -23,11 +23,11 @@ figcaption{font-size:12px;text-align:center}.plots{display:grid;grid-template-co
 """
 
 
-def write_report(clip: dict, state: dict, figures: dict[str, Any], table: pd.DataFrame, bd: pd.DataFrame,
-                 path: Path) -> Path:
+def write_report(state: dict, figures: dict[str, Any], table: pd.DataFrame, bd: pd.DataFrame, path: Path) -> Path:
     """Write the report for one run to `path`."""
     from app.handlers import load_frames, player_records
 
+    clip = state["clip"]
     records = player_records(state)
     results = state["results"]
     original = load_frames(clip["frames"])

@@ -131,11 +131,11 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             slot.get()
             return handlers.model_markdown(slot)
 
-        def on_clip(up, smp, rw, rh, rfps, st, n, ds, value, request: gr.Request,
+        def on_clip(up, smp, rw, rh, rfps, st, n, ds, value, current, request: gr.Request,
                     progress: gr.Progress = gr.Progress()) -> tuple:
             progress(0.1, desc="decoding the clip")
             try:
-                clip = handlers.prepare_clip(up, smp, rw, rh, rfps, st, n, ds, limits, session_of(request))
+                clip = handlers.prepare_clip(up, smp, rw, rh, rfps, st, n, ds, limits, session_of(request), current)
             except InputError as exc:
                 return None, _error(str(exc)), None, handlers.bpp_text(None, None), gr.update()
             except Exception as exc:  # anything else the decoder throws is still the input's fault here
@@ -168,16 +168,17 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             except Exception as exc:  # the page gets the reason, never a stack trace
                 yield [state, _error(f"The run stopped: {type(exc).__name__}: {exc}"), *_results_view(state, metrics)]
 
-        def on_finish(clip, state, metric) -> list:
+        def on_finish(state, metric) -> list:
             try:
-                exports = handlers.export_files(clip, state)
+                exports = handlers.export_files(state)
             except Exception as exc:  # results stay on the page even when files cannot be written
                 exports = {"files": [], "zip": None, "report": None,
                            "messages": [f"downloads could not be written ({type(exc).__name__}: {exc})"]}
             ready = bool(exports["files"])
             choices_ab = handlers.comparison_choices(state)
             b_value = choices_ab[1] if len(choices_ab) > 1 else handlers.ORIGINAL
-            status = _status(state) + "".join(f"\n- ⚠️ {m}" for m in exports["messages"]) if state else gr.update()
+            done = state and state["done"]  # a stopped run keeps its error message
+            status = _status(state) + "".join(f"\n- ⚠️ {m}" for m in exports["messages"]) if done else gr.update()
             return [status, gr.update(value=exports["zip"], interactive=ready),
                     gr.update(value=exports["report"], interactive=ready), exports["files"] or None,
                     gr.update(choices=choices_ab, value=handlers.ORIGINAL), gr.update(choices=choices_ab,
@@ -196,19 +197,19 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         demo.load(on_load, None, [session_state, model_md]).then(
             load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
         demo.unload(on_unload)
-        gr.on([load_btn.click, upload.upload, upload.clear, sample.change], on_clip, clip_inputs + [kbps],
-              clip_outputs, show_progress_on=[clip_md], trigger_mode="always_last")
+        gr.on([load_btn.click, upload.upload, upload.clear, sample.change], on_clip,
+              clip_inputs + [kbps, clip_state], clip_outputs, show_progress_on=[clip_md], trigger_mode="always_last")
         kbps.change(handlers.bpp_text, [kbps, clip_state], bpp_md)
         result_outputs = [*videos, a_box, b_box, *rd_plots.values(), table, bd, conditions_md]
         view_inputs = [clip_state, run_state, a_box, b_box, frame, center_x, center_y, zoom]
         view_outputs = [slider_full, slider_crop, diff_image]
-        run_btn.click(on_clip, clip_inputs + [kbps], clip_outputs).then(
+        run_btn.click(on_clip, clip_inputs + [kbps, clip_state], clip_outputs).then(
             on_reset, None, [run_state, status_md, *videos, slider_full, slider_crop, diff_image, zip_btn,
                              report_btn, files]).then(
             on_run, {clip_state, kbps, sweep, sweep_text, codec_box, metric_box, *preset_boxes.values()},
             [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
             concurrency_id="codec").then(
-            on_finish, [clip_state, run_state, per_frame_metric],
+            on_finish, [run_state, per_frame_metric],
             [status_md, zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md]).then(
             on_view, view_inputs, view_outputs)
         gr.on([a_box.change, b_box.change, frame.release, zoom.change, center_x.release, center_y.release],

@@ -127,6 +127,20 @@ def test_raw_yuv_needs_size_and_fps(tmp_path: Path) -> None:
     assert clip.frames.shape == (3, 48, 64, 3) and clip.fps == 30
 
 
+def test_reloading_the_same_clip_reuses_it_and_old_inputs_are_pruned(clip_file: Path, tmp_path: Path) -> None:
+    def load(count: int, current: dict | None = None) -> dict:
+        return handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, count, "original size", LIMITS, tmp_path,
+                                     current)
+
+    first = load(4)
+    assert load(4, first) is first
+    loads = [load(n, first) for n in (2, 3, 5)]
+    assert loads[-1]["count"] == 5 and loads[-1] is not first
+    kept = sorted((tmp_path / "input").glob("frames-*.npy"))
+    assert len(kept) == handlers.KEPT_INPUTS and Path(loads[-1]["frames"]) in kept
+    assert len(list((tmp_path / "input").glob("original-*.mp4"))) == handlers.KEPT_INPUTS
+
+
 def test_sample_clip_is_bundled_and_small() -> None:
     clips = sample_clips()
     assert clips, "assets/clips holds no sample clip"
@@ -190,7 +204,7 @@ def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkey
     assert pair[0].shape == pair[1].shape == (48, 64, 3) and diff.shape == (48, 64, 3)
     assert crop[0].shape == (48, 64, 3) and diff.max() <= 4  # the fake decode differs by at most 1 per channel
 
-    exports = handlers.export_files(clip, state)
+    exports = handlers.export_files(state)
     names = {Path(p).name for p in exports["files"]}
     assert {"results.json", "results.csv", "per_frame.csv", "report.html"} <= names
     assert any(n.endswith(".s2vc") for n in names) and any(n.endswith(".265") for n in names)
