@@ -90,7 +90,7 @@ def test_forward_shapes(codec: InterCodec, hp: int, wp: int) -> None:
         out = codec(frame(2, hp, wp, seed=1), RefState(ref_feature=first["feature"]), rate=2)
     for result in (first, out):
         assert result["feature"].shape == (2, 64, hp // 8, wp // 8)
-        assert result["f_pix"].shape == (2, 32, hp // 8, wp // 8)
+        assert result["f_pix"].shape == (2, tiny().ctrl_channels, hp // 8, wp // 8)
         assert result["tokens"].shape == (2, (hp // 64) * (wp // 64), 64)
         assert result["likelihoods"]["y"].shape == (2, 32, hp // 16, wp // 16)
         assert result["likelihoods"]["z"].shape == (2, 16, hp // 64, wp // 64)

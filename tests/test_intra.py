@@ -84,7 +84,7 @@ def test_forward_shapes(codec: IntraCodec, hp: int, wp: int) -> None:
     x, cond = frame(2, hp, wp)
     with torch.no_grad():
         out = codec(x, cond, rate=torch.tensor([0, 3]))
-    assert out["f_pix"].shape == (2, 32, hp // 8, wp // 8)
+    assert out["f_pix"].shape == (2, tiny().ctrl_channels, hp // 8, wp // 8)
     assert out["tokens"].shape == (2, (hp // 64) * (wp // 64), 64)
     assert out["likelihoods"]["y"].shape == (2, 32, hp // 16, wp // 16)
     assert out["likelihoods"]["z"].shape == (2, 1, hp // 64, wp // 64)
