@@ -213,6 +213,16 @@ class S2VC(nn.Module):
         """Estimated bits per frame without decoding pixels (cheaper: no VAE decoder)."""
         return [r.bits for r in self.iter_reconstruct(frames, rate, decode=False)]
 
+    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float) -> float:
+        """Estimated bitrate of a real bitstream: entropy-model bits per frame, rounded up to the coder's 32-bit
+        words plus its flush, plus the exact container overhead (header and frame records)."""
+        header_bytes = len(self._header(validate_frames(frames), rate, fps).to_bytes())
+        total = 8 * header_bytes
+        for bits in self.estimate_bits(frames, rate):
+            payload = 4 * int(-(-(bits + 64) // 32))  # whole 32-bit words, flush included
+            total += 8 * (payload + len(FrameRecord("P", b"").to_bytes()) + (payload.bit_length() + 6) // 7 - 1)
+        return total * fps / len(frames) / 1000.0
+
     # ------------------------------------------------------------------------------------------ training
     def forward_frames(
         self,

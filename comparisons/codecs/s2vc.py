@@ -1,8 +1,11 @@
 """S2VC as one more Codec: the model package's default (or given) model, real bytes, real decode.
 
-S2VC has discrete rate points (``S2VC.rate_names``, index 0 = fewest bits). To meet a target bitrate the clip is
-coded at rate points from the lowest up (each coding cached per clip) and the highest rate point whose real
-kbps is <= the target is kept; when even the lowest exceeds it, the lowest is kept and flagged out of tolerance.
+S2VC has discrete rate points (``S2VC.rate_names``, index 0 = fewest bits). To meet a target bitrate, each rate
+point's bitrate on the clip is first *estimated* with ``S2VC.estimate_bits`` (the entropy model's bits plus the
+container overhead; no VAE decoding, and within about 1% of the real size), from the lowest rate point up; the
+highest one at or under the target is then really encoded and decoded. Should its real size exceed the target,
+the next lower rate point is encoded instead. When even the lowest exceeds the target, the lowest is kept and
+flagged out of tolerance. Estimates are cached per clip.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ class S2VCCodec(Codec):
         self.checkpoint, self.preset, self.device = checkpoint, preset, device
         self.tolerance = tolerance
         self._model = model
-        self._cache: dict[tuple[str, float, int], tuple[bytes, float]] = {}
+        self._estimates: dict[tuple[str, float, int], float] = {}
 
     @classmethod
     def availability(cls) -> str | None:
@@ -62,17 +65,16 @@ class S2VCCodec(Codec):
             "rate_points": list(self.model.rate_names),
             "intra_period": "one intra frame for the clip",
             "colour": "RGB in and out (no YUV conversion)",
-            "rate_control": "highest rate point whose real kbps <= target (rate points coded and cached)",
+            "rate_control": "highest rate point whose estimated kbps <= target, checked on the real file",
             "tolerance": self.tolerance,
         }
 
-    def _code(self, frames: np.ndarray, fps: float, rate: int) -> tuple[bytes, float]:
+    def _estimate_kbps(self, frames: np.ndarray, fps: float, rate: int) -> float:
+        """Model-estimated kbps of a rate point on this clip, container overhead included (cached)."""
         key = (hashlib.sha1(frames.tobytes()).hexdigest() + str(frames.shape), float(fps), rate)
-        if key not in self._cache:
-            start = time.perf_counter()
-            data = self.model.compress(frames, rate, fps)
-            self._cache[key] = (bytes(data), time.perf_counter() - start)
-        return self._cache[key]
+        if key not in self._estimates:
+            self._estimates[key] = self.model.estimate_kbps(frames, rate, fps)
+        return self._estimates[key]
 
     def encode(self, frames: np.ndarray, fps: float, target_kbps: float, workdir: str | Path) -> EncodeResult:
         frames = check_frames(frames)
@@ -83,29 +85,34 @@ class S2VCCodec(Codec):
         trials: list[dict[str, float]] = []
         chosen = 0
         for rate in range(len(names)):
-            data, _ = self._code(frames, fps, rate)
-            kbps = len(data) * 8 * fps / t / 1000.0
-            trials.append({"rate": rate, "kbps": round(kbps, 3)})
+            kbps = self._estimate_kbps(frames, fps, rate)
+            trials.append({"rate": rate, "estimated_kbps": round(kbps, 3)})
             if kbps > target_kbps:
                 break
             chosen = rate
-        data, encode_seconds = self._code(frames, fps, chosen)
         work = Path(workdir)
         work.mkdir(parents=True, exist_ok=True)
         path = work / f"s2vc_{target_kbps:g}kbps.s2vc"
-        path.write_bytes(data)
+        while True:
+            start = time.perf_counter()
+            self.model.encode_file(path, frames, chosen, fps)
+            encode_seconds = time.perf_counter() - start
+            bits = path.stat().st_size * 8
+            kbps = bits * fps / t / 1000.0
+            trials.append({"rate": chosen, "kbps": round(kbps, 3)})
+            if kbps <= target_kbps or chosen == 0:
+                break
+            chosen -= 1
         start = time.perf_counter()
-        decoded, _ = self.model.decompress(data)
+        decoded, _ = self.model.decompress(path)
         decode_seconds = time.perf_counter() - start
         decoded = np.asarray(decoded)
         if decoded.shape != frames.shape:
             raise CodecError(f"s2vc: decoded shape {list(decoded.shape)} differs from the input {list(frames.shape)}")
-        bits = len(data) * 8
-        kbps = bits * fps / t / 1000.0
         settings = self.settings() | {"rate_point": names[chosen], "rate_index": chosen}
         return EncodeResult(
             codec=self.name, label=self.label, version=self.version(), settings=settings,
-            command=f"S2VC.compress(frames, rate={chosen}, fps={fps:g})", bitstream_path=str(path), bits=bits,
-            frames=t, fps=float(fps), width=w, height=h, target_kbps=float(target_kbps),
+            command=f"S2VC.encode_file(path, frames, rate={chosen}, fps={fps:g})", bitstream_path=str(path),
+            bits=bits, frames=t, fps=float(fps), width=w, height=h, target_kbps=float(target_kbps),
             within_tolerance=abs(kbps / target_kbps - 1) <= self.tolerance, trials=trials,
             encode_seconds=encode_seconds, decode_seconds=decode_seconds, decoded=decoded.astype(np.uint8))
