@@ -10,40 +10,54 @@ from tests.test_video_io import clip
 
 
 class FakeS2VC:
-    """Bytes grow with the rate index; decode returns the frames stored in a side table."""
+    """Rate r writes 200 * 2**r bytes (5 * 2**r kbps over 8 frames at 25 fps); its estimate is `estimate_scale`
+    times that. Decoding returns the frames stored in a side table."""
 
     rate_names = ["q0", "q1", "q2", "q3"]
 
-    def __init__(self) -> None:
-        self.calls: list[int] = []
+    def __init__(self, estimate_scale: float = 1.0) -> None:
+        self.estimate_scale = estimate_scale
+        self.estimated: list[int] = []
+        self.encoded: list[int] = []
         self.store: dict[bytes, np.ndarray] = {}
 
-    def compress(self, frames: np.ndarray, rate: int, fps: float) -> bytes:
-        self.calls.append(rate)
+    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float) -> float:
+        self.estimated.append(rate)
+        return self.estimate_scale * 200 * 2**rate * 8 * fps / len(frames) / 1000
+
+    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> None:
+        self.encoded.append(rate)
         data = bytes([rate]) * (200 * 2**rate)
         self.store[data] = frames
-        return data
+        Path(path).write_bytes(data)
 
-    def decompress(self, data: bytes) -> tuple[np.ndarray, float]:
-        return self.store[data], 25.0
+    def decompress(self, source: Path) -> tuple[np.ndarray, float]:
+        return self.store[Path(source).read_bytes()], 25.0
 
     def describe(self) -> dict[str, str]:
         return {"preset": "fake"}
 
 
-def test_picks_highest_rate_under_target_and_caches(tmp_path: Path) -> None:
+def test_picks_highest_rate_under_target_from_cached_estimates(tmp_path: Path) -> None:
     model = FakeS2VC()
     codec = S2VCCodec(model=model)
     frames = clip(t=8, h=32, w=32)
-    # rate r gives 200 * 2**r bytes over 8 frames at 25 fps = 5 * 2**r kbps: 5, 10, 20, 40
     result = codec.encode(frames, 25.0, 25.0, tmp_path)
     assert result.settings["rate_point"] == "q2" and result.kbps == 20.0 and not result.within_tolerance
     assert Path(result.bitstream_path).read_bytes() == bytes([2]) * 800
     assert np.array_equal(result.decoded, frames) and result.version == "S2VC preset=fake"
+    assert model.encoded == [2]  # one real encode
     codec.encode(frames, 25.0, 100.0, tmp_path)
-    assert model.calls == [0, 1, 2, 3]  # each rate point coded once
+    assert model.estimated == [0, 1, 2, 3]  # each rate point estimated once per clip
     low = codec.encode(frames, 25.0, 1.0, tmp_path)
     assert low.settings["rate_point"] == "q0" and low.within_tolerance is False
+
+
+def test_steps_down_when_the_real_file_exceeds_the_target(tmp_path: Path) -> None:
+    model = FakeS2VC(estimate_scale=0.9)  # estimates 10% low: q2 looks like 18 kbps but is 20
+    result = S2VCCodec(model=model).encode(clip(t=8, h=32, w=32), 25.0, 19.0, tmp_path)
+    assert model.encoded == [2, 1] and result.settings["rate_point"] == "q1" and result.kbps == 10.0
+    assert [t["kbps"] for t in result.trials if "kbps" in t] == [20.0, 10.0]
 
 
 def test_availability_names_the_model_package() -> None:
