@@ -77,9 +77,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         f"model.safetensors) or an official release folder (default: ${CHECKPOINT_ENV} or the "
                         "bundled assets/models/s2vc-tiny)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
-    parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads (default: torch's, one per "
-                        "core). Decode with the encoder's device and thread count: the networks' rounding depends "
-                        "on both, and a mismatch can break decoding")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="CPU threads (default 1). "
+                        "Decode with the encoder's device and thread count: the networks' rounding depends on both, "
+                        "and a mismatch can break decoding. More threads help only on an idle machine (on a busy "
+                        "one, 2 threads ran 10x slower than 1 here)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.set_defaults(run=run_encode)
 
     dec = commands.add_parser("decode", help="decode an .s2vc file", description=(
-        "Decode an .s2vc file to .mp4 (H.264, for viewing), .y4m (exact 8-bit 4:2:0) or a folder of PNG frames "
-        "(exact RGB). The file and the model that made it are all that is needed."))
+        "Decode an .s2vc file to .mp4 (H.264, for viewing), .y4m (8-bit 4:2:0) or a folder of PNG frames "
+        "(the exact RGB reconstruction). The file and the model that made it are all that is needed."))
     dec.add_argument("input", metavar="IN.s2vc")
     dec.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.y4m or a new folder")
     _model_options(dec)
@@ -131,8 +132,7 @@ def _device(name: str | None) -> str:
 
 def _load(args: argparse.Namespace, preset: str | None) -> S2VC:
     device = _device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     if args.checkpoint is None and not os.environ.get(CHECKPOINT_ENV):
         if preset not in (None, "tiny"):
             raise UsageError(f"the {preset} preset has no bundled weights: pass --checkpoint DIR")
