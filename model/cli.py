@@ -26,7 +26,6 @@ from .errors import S2VCError
 from .loading import CHECKPOINT_ENV, default_checkpoint, load_model
 from .video_io import VideoReadError, VideoWriteError, read_video, write_video
 
-RECORD_OVERHEAD = 7  # bytes a frame record adds to its payload (type, varint length below 16 KiB, CRC)
 DEBUG_ENV = "S2VC_DEBUG"
 OUTPUT_SUFFIXES = (".mp4", ".y4m", "")
 
@@ -97,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: the middle rate point)")
     rate.add_argument("--kbps", type=_positive_float, metavar="K", help=(
         "pick the rate point whose bitrate on this clip comes closest to K kbit/s without exceeding it. Each rate "
-        "point's bitrate is estimated with S2VC.estimate_bits (the model's exact entropy-model bits of this clip, "
-        "no VAE decode; one encoder pass per rate point) plus the container overhead; the estimates are printed. "
-        "If none fits, the lowest rate is used with a warning"))
+        "point's bitrate is estimated with S2VC.estimate_kbps: the entropy model's exact bits for this clip (no "
+        "VAE decode; one encoder pass per rate point) plus the coder's word padding and the container overhead. "
+        "The estimates are printed. If none fits, the lowest rate is used with a warning"))
     enc.add_argument("--frames", type=_positive_int, metavar="N", help="encode at most N frames (default: all)")
     enc.add_argument("--start", type=_non_negative_int, default=0, metavar="S", help="first frame (default 0)")
     enc.add_argument("--size", type=_size, metavar="WxH", help="frame size of a raw .yuv input")
@@ -156,9 +155,9 @@ def _aligned(model: S2VC) -> S2VC:
     return model
 
 
-def _progress(total: int, what: str) -> tqdm:
+def _progress(total: int, what: str, unit: str = "frame") -> tqdm:
     """A progress bar on stderr, shown only on a terminal."""
-    return tqdm(total=total, desc=what, unit="frame", file=sys.stderr, disable=None, leave=False)
+    return tqdm(total=total, desc=what, unit=unit, file=sys.stderr, disable=None, leave=False)
 
 
 def _kbps(total_bytes: float, frames: int, fps: float) -> float:
@@ -203,7 +202,7 @@ def _pick_rate(model: S2VC, frames: np.ndarray, fps: float, args: argparse.Names
     estimates = estimate_kbps(model, frames, fps)
     fitting = [r for r, kbps in enumerate(estimates) if kbps <= args.kbps]
     chosen = max(fitting, key=estimates.__getitem__) if fitting else min(range(len(names)), key=estimates.__getitem__)
-    print("estimated bitrate per rate point (model bits, no VAE decode, + container):")
+    print("estimated bitrate per rate point (S2VC.estimate_kbps: entropy-model bits + container, no VAE decode):")
     for r, kbps in enumerate(estimates):
         print(f"  {r:>3} {names[r]:<12} {kbps:10.1f} kbps{'  <- chosen' if r == chosen else ''}")
     if not fitting:
@@ -213,19 +212,12 @@ def _pick_rate(model: S2VC, frames: np.ndarray, fps: float, args: argparse.Names
 
 
 def estimate_kbps(model: S2VC, frames: np.ndarray, fps: float) -> list[float]:
-    """Estimated kbps of every rate point on this clip: the model's bits plus header and frame-record bytes."""
-    t = frames.shape[0]
-    header = model._header(frames, 0, fps)
-    overhead = len(header.to_bytes()) + RECORD_OVERHEAD * t
+    """`S2VC.estimate_kbps` of every rate point on this clip (one encoder pass each, no VAE decode)."""
     out = []
-    bar = _progress(t * len(model.rate_names), "estimate rates")
-    for rate in range(len(model.rate_names)):
-        bits = 0.0
-        for result in model.iter_reconstruct(frames, rate, decode=False):
-            bits += result.bits
+    with _progress(len(model.rate_names), "estimate rates", unit="rate") as bar:
+        for rate in range(len(model.rate_names)):
+            out.append(model.estimate_kbps(frames, rate, fps))
             bar.update()
-        out.append(_kbps(bits / 8 + overhead, t, fps))
-    bar.close()
     return out
 
 
