@@ -1,0 +1,30 @@
+"""Joining the results of stage runs that trained disjoint parameter sets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from model import S2VC, tiny
+from model.train.merge import load_any, merge
+
+SMALL = dict(
+    unet_block_out_channels=(16, 16, 32, 32), intra_unet_channels=(16, 32, 32), intra_pix_channels=8,
+    intra_y_channels=8, inter_channels=16, inter_y_channels=8, inter_z_channels=4, semantic_channels=16,
+    norm_groups=4, unet_norm_num_groups=4, motion_channels=4,
+)
+
+
+def test_merge_takes_exactly_the_stage_parameters(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    a, b = S2VC(tiny().replace(**SMALL)), S2VC(tiny().replace(**SMALL))
+    a.save_pretrained(tmp_path / "a")
+    b.save_pretrained(tmp_path / "b")
+    base, take = load_any(tmp_path / "a"), load_any(tmp_path / "b")
+    copied = merge(base, take, "inter")
+    assert copied > 0
+    for name, param in base.named_parameters():
+        from_b = name.startswith("inter.") or (name.startswith("unet.") and "pframe" in name)
+        expected = dict(b.named_parameters())[name] if from_b else dict(a.named_parameters())[name]
+        assert torch.equal(param, expected), name
+    assert base.weights_hash not in (a.weights_hash, b.weights_hash)
