@@ -175,13 +175,12 @@ def run_encode(args: argparse.Namespace) -> int:
     frames, fps = read_video(path, args.start, args.frames, args.size, args.fps)
     t, h, w = frames.shape[:3]
     print(f"read {t} frame{'s' * (t > 1)} {w}x{h} at {fps:g} fps from {path}")
-    model = _load(args, args.preset or "tiny")
+    model = _load(args, args.preset)
     rate = _pick_rate(model, frames, fps, args)
-    bar = _progress(t, "encode")
     start = time.perf_counter()
-    results = model.encode_file(args.output, frames, rate, fps, on_frame=lambda _: bar.update())
+    with _progress(t, "encode") as bar:
+        results = model.encode_file(args.output, frames, rate, fps, on_frame=lambda _: bar.update())
     seconds = time.perf_counter() - start
-    bar.close()
     size = Path(args.output).stat().st_size
     print(f"wrote {args.output}: {size} bytes, {_kbps(size, t, fps):.1f} kbps, {8 * size / (t * h * w):.4f} bpp, "
           f"rate {rate} ({model.rate_names[rate]}); {len(results)} frames in {seconds:.1f} s "
@@ -236,14 +235,13 @@ def run_decode(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.input} was made by the {header.preset!r} preset, not {args.preset!r}")
     model = _load(args, header.preset)
     _, decoded = model.iter_decode(data)
-    bar = _progress(header.frame_count, "decode")
     start = time.perf_counter()
     frames = []
-    for result in decoded:
-        frames.append(result.frame)
-        bar.update()
+    with _progress(header.frame_count, "decode") as bar:
+        for result in decoded:
+            frames.append(result.frame)
+            bar.update()
     seconds = time.perf_counter() - start
-    bar.close()
     write_video(out, np.stack(frames), header.fps)
     print(f"decoded {len(frames)} frames {header.width}x{header.height} in {seconds:.1f} s "
           f"({len(frames) / seconds:.2f} frames/s) -> {out}")
