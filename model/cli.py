@@ -138,21 +138,7 @@ def _load(args: argparse.Namespace, preset: str | None) -> S2VC:
         if not default_checkpoint().exists():
             raise S2VCError(f"the bundled tiny model is missing ({default_checkpoint()}): pass --checkpoint DIR "
                             f"or set {CHECKPOINT_ENV}")
-    return _aligned(load_model(args.checkpoint, preset, device))
-
-
-def _aligned(model: S2VC) -> S2VC:
-    """Copy the tensors safetensors left at addresses that are not 64-byte aligned.
-
-    CPU kernels round differently on unaligned weights (measured: 1 pixel off by 1 at 90x70), so a loaded model
-    would not reproduce the numbers of the same weights held elsewhere; aligned copies make encoder and decoder
-    compute identically whatever the file offsets.
-    """
-    with torch.no_grad():
-        for tensor in [*model.parameters(), *model.buffers()]:
-            if tensor.data_ptr() % 64:
-                tensor.data = tensor.data.clone()
-    return model
+    return load_model(args.checkpoint, preset, device)
 
 
 def _progress(total: int, what: str, unit: str = "frame") -> tqdm:

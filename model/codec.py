@@ -30,6 +30,7 @@ from .intra import IntraCodec
 from .vae import LatentVAE
 
 MAX_SIDE = 16384
+CODING_THREADS = 1  # CPU threads of every computation the decoder must reproduce exactly (see _coding_threads)
 
 
 @dataclass
@@ -120,6 +121,25 @@ class S2VC(nn.Module):
         self.eval()
         self.to(memory_format=torch.channels_last if self.device.type == "cpu" else torch.contiguous_format)
 
+    @contextlib.contextmanager
+    def _coding_threads(self) -> Iterator[None]:
+        """Run the networks that feed the entropy coder, the buffers and the output pictures with a fixed CPU
+        thread count.
+
+        CPU kernels round differently with different thread counts, and a decoder whose prior parameters differ in
+        the last bit from the encoder's cannot decode. Pinning the count makes a stream decodable whatever
+        thread count the encoding and decoding processes use.
+        """
+        if self.device.type != "cpu":
+            yield
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(CODING_THREADS)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
     def _iframe_precision(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -151,6 +171,18 @@ class S2VC(nn.Module):
         Exactly one mode: `x` alone (estimate, eval forward), `x` and `enc` (real encoding), `dec` and `size`
         (decoding a frame of padded size). Returns {"frame_type", "latent", "bits" (None when decoding)}.
         """
+        with self._coding_threads():
+            return self._code_frame(dpb, rate, x, enc, dec, size)
+
+    def _code_frame(
+        self,
+        dpb: DecodedPictureBuffer,
+        rate: int,
+        x: torch.Tensor | None,
+        enc: Any,
+        dec: Any,
+        size: tuple[int, int] | None,
+    ) -> dict[str, Any]:
         kind = dpb.next_frame_type()
         hp, wp = size if x is None else x.shape[-2:]
         if kind == FRAME_I:
@@ -183,8 +215,9 @@ class S2VC(nn.Module):
         return {"frame_type": kind, "latent": latent, "bits": None if bits is None else float(bits.sum())}
 
     def decode_latent(self, latent: torch.Tensor, height: int, width: int) -> np.ndarray:
-        """x0 latent -> uint8 RGB [H, W, 3] (VAE decode, fp32 as the P path; bf16 would not change the stream)."""
-        with self._pframe_precision():
+        """x0 latent -> uint8 RGB [H, W, 3] (VAE decode, fp32 as the P path), with the pinned thread count so the
+        decoder's pictures equal the encoder's bit for bit."""
+        with self._coding_threads(), self._pframe_precision():
             return to_uint8(self.vae.decode(latent), height, width)[0]
 
     # ------------------------------------------------------------------------------------------ clips in memory

@@ -38,3 +38,21 @@ def test_tiny_reconstructs_basketball_with_a_reset(basketball_dir: Path, one_thr
         assert r.bits > 0
     # the I-frame carries its 14-bit FSQ indices: at least 14 bits per 64x64 block of the padded 448x256 frame
     assert results[0].bits >= 14 * (256 // 64) * (448 // 64)
+
+
+def test_stream_decodes_whatever_thread_count_each_side_uses() -> None:
+    torch.manual_seed(0)
+    model = S2VC(tiny().replace(reset_interval=2)).eval()
+    frames = np.random.default_rng(0).integers(0, 256, (3, 64, 96, 3), dtype=np.uint8)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        header, records = model.iter_encode(frames, rate=2, fps=25.0)
+        encoded = [(record, result.frame) for record, result in records]
+        data = model.compress(frames, rate=2, fps=25.0)
+        torch.set_num_threads(1)
+        decoded, _ = model.decompress(data)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(decoded, np.stack([frame for _, frame in encoded]))
+    assert torch.get_num_threads() == threads
