@@ -42,11 +42,14 @@ class FakeS2VC:
         return {"preset": "fake", "rate_names": self.rate_names, "device": "cpu", "precision": "fp32",
                 "parameters": {"intra": 1_000_000, "inter": 234_000}}
 
-    def compress(self, frames: np.ndarray, rate: int, fps: float) -> bytes:
-        self.frames = np.asarray(frames).copy()
-        return bytes(200 * (rate + 1))
+    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float) -> float:
+        return 200 * (rate + 1) * 8 * fps / len(frames) / 1000
 
-    def decompress(self, data: bytes) -> tuple[np.ndarray, float]:
+    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> None:
+        self.frames = np.asarray(frames).copy()
+        Path(path).write_bytes(bytes(200 * (rate + 1)))
+
+    def decompress(self, source: Path) -> tuple[np.ndarray, float]:
         return self.frames // 2 * 2, 25.0
 
 
