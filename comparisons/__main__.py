@@ -40,7 +40,10 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="encode a clip with each codec at each bitrate and measure", epilog=RUN_EXAMPLE)
     run.add_argument("--clip", required=True, help="video file, .y4m, raw .yuv (with --size, --fps) or PNG folder")
     run.add_argument("--codecs", default="x265,vvenc", help="comma-separated: s2vc, x265, vvenc, svtav1, x264")
-    run.add_argument("--kbps", type=_floats, required=True, help="target bitrates, e.g. 50,100,200")
+    target = run.add_mutually_exclusive_group(required=True)
+    target.add_argument("--kbps", type=_floats, help="target bitrates, e.g. 50,100,200")
+    target.add_argument("--match-s2vc", action="store_true",
+                        help="code S2VC at every rate point, then the other codecs at S2VC's real bitrates")
     run.add_argument("--out", required=True, type=Path, help="output folder (results.json, CSV, plots, bitstreams)")
     run.add_argument("--start", type=int, default=0, help="first frame (0-based)")
     run.add_argument("--frames", type=int, default=None, help="number of frames (default: all)")
@@ -89,8 +92,11 @@ def _run(args: argparse.Namespace) -> int:
             options |= {"intra_period": args.intra_period, "tolerance": args.tolerance}
         codecs.append(get_codec(name, **options))
     print(f"clip {args.clip}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} @ {fps:g} fps")
-    results = run_comparison(frames, fps, codecs, args.kbps, args.out, metrics,
-                             clip={"path": str(args.clip), "start": args.start})
+    clip = {"path": str(args.clip), "start": args.start}
+    if args.match_s2vc:
+        results = _run_matched(frames, fps, codecs, args.out, metrics, clip)
+    else:
+        results = run_comparison(frames, fps, codecs, args.kbps, args.out, metrics, clip=clip)
     summary, _ = write_csv(results, args.out)
     _, png_error = save_figures(results, args.out / "plots", png=not args.no_png)
     if png_error:
@@ -104,6 +110,30 @@ def _run(args: argparse.Namespace) -> int:
     _print_records(results)
     print(f"wrote {args.out / 'results.json'}, {summary}, plots in {args.out / 'plots'}")
     return 0
+
+
+def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str], clip: dict) -> dict:
+    """S2VC at each of its rate points (target = that rate point's estimate + 2%, which selects exactly it), then
+    every other codec at the real bitrates S2VC reached; one results.json holds both."""
+    from comparisons.results import save_results
+    from comparisons.runner import run_comparison
+
+    s2vc = next((c for c in codecs if c.name == "s2vc"), None)
+    if s2vc is None:
+        raise SystemExit("error: --match-s2vc needs s2vc in --codecs")
+    why = s2vc.availability()
+    if why:
+        raise SystemExit(f"error: {why}")
+    targets = [1.02 * kbps for kbps in s2vc.rate_estimates(frames, fps)]
+    first = run_comparison(frames, fps, [s2vc], targets, out, metrics, clip=clip)
+    matched = [round(r["kbps"], 3) for r in first["records"]]
+    rest = [c for c in codecs if c is not s2vc]
+    results = run_comparison(frames, fps, rest, matched, out, metrics, clip=clip)
+    results["records"] = first["records"] + results["records"]
+    results["failures"] = first["failures"] + results["failures"]
+    results["test_conditions"]["targets_kbps"] = {"s2vc": targets, "others (S2VC's real kbps)": matched}
+    save_results(results, out / "results.json")
+    return results
 
 
 def _print_records(results: dict) -> None:

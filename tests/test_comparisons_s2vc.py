@@ -63,3 +63,18 @@ def test_steps_down_when_the_real_file_exceeds_the_target(tmp_path: Path) -> Non
 def test_availability_names_the_model_package() -> None:
     why = S2VCCodec.availability()
     assert why is None or why.startswith("S2VC model package not available: ")
+
+
+def test_matched_run_codes_baselines_at_s2vc_real_bitrates(tmp_path: Path) -> None:
+    from comparisons.__main__ import _run_matched
+    from comparisons.codecs import get_codec
+
+    frames = clip(t=8, h=64, w=64)
+    s2vc = S2VCCodec(model=FakeS2VC())
+    x265 = get_codec("x265", preset="ultrafast")
+    results = _run_matched(frames, 25.0, [s2vc, x265], tmp_path, ["psnr_rgb"], {"path": "synthetic"})
+    s2vc_kbps = [r["kbps"] for r in results["records"] if r["codec"] == "s2vc"]
+    x265_targets = [r["target_kbps"] for r in results["records"] if r["codec"] == "x265"]
+    assert s2vc_kbps == [5.0, 10.0, 20.0, 40.0]  # every rate point, each selected exactly
+    assert x265_targets == s2vc_kbps
+    assert (tmp_path / "results.json").is_file()

@@ -76,6 +76,11 @@ class S2VCCodec(Codec):
             self._estimates[key] = self.model.estimate_kbps(frames, rate, fps)
         return self._estimates[key]
 
+    def rate_estimates(self, frames: np.ndarray, fps: float) -> list[float]:
+        """Estimated kbps of every rate point on this clip (fewest bits first)."""
+        frames = check_frames(frames)
+        return [self._estimate_kbps(frames, fps, rate) for rate in range(len(self.model.rate_names))]
+
     def encode(self, frames: np.ndarray, fps: float, target_kbps: float, workdir: str | Path) -> EncodeResult:
         frames = check_frames(frames)
         if not target_kbps or target_kbps <= 0:
