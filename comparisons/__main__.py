@@ -126,7 +126,7 @@ def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str]
         raise SystemExit(f"error: {why}")
     targets = [1.02 * kbps for kbps in s2vc.rate_estimates(frames, fps)]
     first = run_comparison(frames, fps, [s2vc], targets, out, metrics, clip=clip)
-    matched = [round(r["kbps"], 3) for r in first["records"]]
+    matched = sorted({round(r["kbps"], 3) for r in first["records"]})  # rate points may land on one bitrate
     rest = [c for c in codecs if c is not s2vc]
     results = run_comparison(frames, fps, rest, matched, out, metrics, clip=clip)
     results["records"] = first["records"] + results["records"]
