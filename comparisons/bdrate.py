@@ -20,9 +20,9 @@ class BDRateError(ValueError):
 
 
 def curve(results: dict[str, Any], codec: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """(kbps, clip metric values) of one codec, sorted by rate."""
-    points = sorted((r["kbps"], r["metrics"][metric]) for r in results["records"]
-                    if r["codec"] == codec and metric in r["metrics"])
+    """(kbps, clip metric values) of one codec, sorted by rate; repeated encodes of one bitrate count once."""
+    points = sorted({(r["kbps"], r["metrics"][metric]) for r in results["records"]
+                     if r["codec"] == codec and metric in r["metrics"]})
     return np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
 
 

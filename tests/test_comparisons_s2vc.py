@@ -78,3 +78,11 @@ def test_matched_run_codes_baselines_at_s2vc_real_bitrates(tmp_path: Path) -> No
     assert s2vc_kbps == [5.0, 10.0, 20.0, 40.0]  # every rate point, each selected exactly
     assert x265_targets == s2vc_kbps
     assert (tmp_path / "results.json").is_file()
+
+
+def test_bd_curve_counts_repeated_encodes_once() -> None:
+    from comparisons.bdrate import curve
+
+    rec = lambda kbps, q: {"codec": "x265", "kbps": kbps, "metrics": {"psnr_rgb": q}}  # noqa: E731
+    rates, quality = curve({"records": [rec(62.0, 25.6), rec(62.0, 25.6), rec(105.0, 27.2)]}, "x265", "psnr_rgb")
+    assert rates.tolist() == [62.0, 105.0] and quality.tolist() == [25.6, 27.2]
