@@ -52,7 +52,20 @@ def dists_vgg():  # -> DISTS_pytorch.DISTS
     return DISTS().eval()
 
 
-class LPIPSAlex(Metric):
+class DeepMetric(Metric):
+    """A learned distance on RGB frames of at least 32x32, evaluated in batches; subclasses give `distance()`."""
+
+    def applicable(self, frames: int, height: int, width: int) -> str | None:
+        return None if min(height, width) >= 32 else f"frames must be at least 32x32, got {width}x{height}"
+
+    def distance(self):  # -> callable(a, b) on [B,3,H,W] tensors in [0,1]
+        raise NotImplementedError
+
+    def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return batched(self.distance(), ref, test)
+
+
+class LPIPSAlex(DeepMetric):
     name = "lpips_alex"
     variant = "LPIPS v0.1, AlexNet backbone (ImageNet), lpips package, RGB mapped to [-1,1] (normalize=True)"
     higher_is_better = False
@@ -61,15 +74,12 @@ class LPIPSAlex(Metric):
     def availability(cls) -> str | None:
         return _package("lpips", "lpips") or (None if hub_checkpoint(ALEXNET) else missing_weights("AlexNet ImageNet", ALEXNET))
 
-    def applicable(self, frames: int, height: int, width: int) -> str | None:
-        return None if min(height, width) >= 32 else f"frames must be at least 32x32, got {width}x{height}"
-
-    def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+    def distance(self):
         net = lpips_alex()
-        return batched(lambda a, b: net(a, b, normalize=True), ref, test)
+        return lambda a, b: net(a, b, normalize=True)
 
 
-class STLPIPS(Metric):
+class STLPIPS(DeepMetric):
     name = "st_lpips_alex"
     variant = "ST-LPIPS (shift-tolerant LPIPS, AlexNet variant, weights bundled in stlpips-pytorch vST0.0)"
     higher_is_better = False
@@ -78,15 +88,12 @@ class STLPIPS(Metric):
     def availability(cls) -> str | None:
         return _package("stlpips_pytorch", "stlpips-pytorch") or _package("torchsummary", "torchsummary")
 
-    def applicable(self, frames: int, height: int, width: int) -> str | None:
-        return None if min(height, width) >= 32 else f"frames must be at least 32x32, got {width}x{height}"
-
-    def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
+    def distance(self):
         net = st_lpips_alex()
-        return batched(lambda a, b: net(a, b, normalize=True), ref, test)
+        return lambda a, b: net(a, b, normalize=True)
 
 
-class DISTS(Metric):
+class DISTS(DeepMetric):
     name = "dists"
     variant = "DISTS (DISTS_pytorch defaults, VGG16 ImageNet backbone), RGB in [0,1]"
     higher_is_better = False
@@ -96,9 +103,5 @@ class DISTS(Metric):
         return (_package("DISTS_pytorch", "dists-pytorch")
                 or (None if hub_checkpoint(VGG16) else missing_weights("VGG16 ImageNet", VGG16)))
 
-    def applicable(self, frames: int, height: int, width: int) -> str | None:
-        return None if min(height, width) >= 32 else f"frames must be at least 32x32, got {width}x{height}"
-
-    def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
-        net = dists_vgg()
-        return batched(lambda a, b: net(a, b), ref, test)
+    def distance(self):
+        return dists_vgg()
