@@ -9,9 +9,13 @@
      "unavailable": {"codecs": {name: reason}, "metrics": {name: reason}},
      "records": [{"codec", "label", "traditional", "version", "settings", "command", "bitstream", "bits",
                   "frames", "fps", "width", "height", "kbps", "bpp", "target_kbps", "within_tolerance", "trials",
-                  "encode_seconds", "decode_seconds", "metrics": {name: clip value},
+                  "encode_seconds", "decode_seconds", "decoder_check", "metrics": {name: clip value},
                   "per_frame": {name: [values]}, "metric_seconds": {name: s}, "metric_errors": {name: reason}}],
      "failures": [{"codec", "target_kbps", "error"}]}
+
+``decoder_check`` is null where the decoded frames are the real decoder's output (the baselines); for S2VC, whose
+decoded frames are the encoder's reconstructions, it is "bit-exact" once the real decoder reproduced every frame,
+and "pending" (with a null ``decode_seconds``) while that check has not run.
 
 Non-finite numbers (PSNR of identical frames, frames without a temporal value) are written as the strings
 "inf", "-inf" and "nan", so the file is strict JSON; `load_results` turns them back into floats.

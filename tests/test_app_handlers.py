@@ -11,6 +11,7 @@ from app import engine, handlers, session
 from app.inputs import InputError, load_clip
 from app.model_slot import ModelSlot
 from app.settings import Limits, sample_clips
+from model.codec import FrameResult
 from model.video_io import write_mp4, write_y4m
 
 LIMITS = Limits(max_frames=16, max_pixels=96 * 64, max_file_mb=5)
@@ -31,7 +32,8 @@ def clip_file(tmp_path: Path) -> Path:
 
 
 class FakeS2VC:
-    """Stands in for the model package's S2VC: real bytes whose length grows with the rate point."""
+    """Stands in for the model package's S2VC: real bytes whose length grows with the rate point; reconstructions
+    (and their decode) drop the lowest bit."""
 
     rate_names = ["q0", "q1", "q2", "q3"]
 
@@ -42,15 +44,16 @@ class FakeS2VC:
         return {"preset": "fake", "rate_names": self.rate_names, "device": "cpu", "precision": "fp32",
                 "parameters": {"intra": 1_000_000, "inter": 234_000}}
 
-    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float) -> float:
+    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float, max_frames: int | None = None) -> float:
         return 200 * (rate + 1) * 8 * fps / len(frames) / 1000
 
-    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> None:
-        self.frames = np.asarray(frames).copy()
+    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> list[FrameResult]:
+        self.frames = np.asarray(frames) // 2 * 2
         Path(path).write_bytes(bytes(200 * (rate + 1)))
+        return [FrameResult(t, "P", frame, 1600.0 * (rate + 1) / len(frames)) for t, frame in enumerate(self.frames)]
 
     def decompress(self, source: Path) -> tuple[np.ndarray, float]:
-        return self.frames // 2 * 2, 25.0
+        return self.frames.copy(), 25.0
 
 
 def _slot(model: object | None, monkeypatch: pytest.MonkeyPatch) -> ModelSlot:

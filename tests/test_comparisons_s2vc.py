@@ -4,35 +4,48 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from comparisons.codecs.base import CodecError
 from comparisons.codecs.s2vc import S2VCCodec
+from model.codec import FrameResult
 from tests.test_video_io import clip
 
 
 class FakeS2VC:
     """Rate r writes 200 * 2**r bytes (5 * 2**r kbps over 8 frames at 25 fps); its estimate is `estimate_scale`
-    times that. Decoding returns the frames stored in a side table."""
+    times that. The encoder reconstructs the input exactly; decoding returns the frames stored in a side table,
+    with frame `corrupt_frame` changed when set."""
 
     rate_names = ["q0", "q1", "q2", "q3"]
 
-    def __init__(self, estimate_scale: float = 1.0) -> None:
+    def __init__(self, estimate_scale: float = 1.0, corrupt_frame: int | None = None) -> None:
         self.estimate_scale = estimate_scale
+        self.corrupt_frame = corrupt_frame
         self.estimated: list[int] = []
+        self.max_frames: list[int | None] = []
         self.encoded: list[int] = []
+        self.decoded = 0
         self.store: dict[bytes, np.ndarray] = {}
 
-    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float) -> float:
+    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float, max_frames: int | None = None) -> float:
         self.estimated.append(rate)
+        self.max_frames.append(max_frames)
         return self.estimate_scale * 200 * 2**rate * 8 * fps / len(frames) / 1000
 
-    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> None:
+    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> list[FrameResult]:
         self.encoded.append(rate)
         data = bytes([rate]) * (200 * 2**rate)
         self.store[data] = frames
         Path(path).write_bytes(data)
+        return [FrameResult(t, "P", frame.copy(), 8.0 * len(data) / len(frames)) for t, frame in enumerate(frames)]
 
     def decompress(self, source: Path) -> tuple[np.ndarray, float]:
-        return self.store[Path(source).read_bytes()], 25.0
+        self.decoded += 1
+        frames = self.store[Path(source).read_bytes()].copy()
+        if self.corrupt_frame is not None:
+            frames[self.corrupt_frame, 0, 0, 0] ^= 1
+        return frames, 25.0
 
     def describe(self) -> dict[str, str]:
         return {"preset": "fake"}
@@ -46,7 +59,8 @@ def test_picks_highest_rate_under_target_from_cached_estimates(tmp_path: Path) -
     assert result.settings["rate_point"] == "q2" and result.kbps == 20.0 and not result.within_tolerance
     assert Path(result.bitstream_path).read_bytes() == bytes([2]) * 800
     assert np.array_equal(result.decoded, frames) and result.version == "S2VC preset=fake"
-    assert model.encoded == [2]  # one real encode
+    assert model.encoded == [2] and model.decoded == 1  # one real encode, verified by one real decode
+    assert result.decoder_check == "bit-exact" and result.decode_seconds is not None
     codec.encode(frames, 25.0, 100.0, tmp_path)
     assert model.estimated == [0, 1, 2, 3]  # each rate point estimated once per clip
     low = codec.encode(frames, 25.0, 1.0, tmp_path)
@@ -58,6 +72,38 @@ def test_steps_down_when_the_real_file_exceeds_the_target(tmp_path: Path) -> Non
     result = S2VCCodec(model=model).encode(clip(t=8, h=32, w=32), 25.0, 19.0, tmp_path)
     assert model.encoded == [2, 1] and result.settings["rate_point"] == "q1" and result.kbps == 10.0
     assert [t["kbps"] for t in result.trials if "kbps" in t] == [20.0, 10.0]
+
+
+def test_rate_points_are_estimated_on_a_prefix_of_the_clip(tmp_path: Path) -> None:
+    model = FakeS2VC()
+    codec = S2VCCodec(model=model, estimate_frames=5)
+    codec.encode(clip(t=8, h=32, w=32), 25.0, 25.0, tmp_path)
+    assert model.max_frames == [5, 5, 5, 5] and codec.settings()["estimate_frames"] == 5
+    assert "first 5 frames" in codec.settings()["rate_control"]
+    assert S2VCCodec(model=model).estimate_frames == 8
+    with pytest.raises(CodecError, match="at least 3"):
+        S2VCCodec(model=model, estimate_frames=2)
+
+
+def test_decoder_check_can_run_later_and_catches_a_mismatch(tmp_path: Path) -> None:
+    from comparisons.runner import measure
+
+    frames = clip(t=8, h=32, w=32)
+    model = FakeS2VC(corrupt_frame=5)
+    codec = S2VCCodec(model=model, verify_decode=False)
+    result = codec.encode(frames, 25.0, 25.0, tmp_path)
+    assert model.decoded == 0 and np.array_equal(result.decoded, frames)  # the encoder's reconstructions
+    assert result.decode_seconds is None and result.decoder_check == "pending"  # never a made-up time
+    record = measure(frames, result, ["psnr_rgb"])
+    assert record["decode_seconds"] is None and record["decoder_check"] == "pending"
+    with pytest.raises(CodecError, match="differs from the encoder's reconstruction at frame 5 "):
+        codec.verify(result)
+    assert result.decode_seconds is None and result.decoder_check == "pending"
+    with pytest.raises(CodecError, match="at frame 5 "):
+        S2VCCodec(model=model).encode(frames, 25.0, 25.0, tmp_path)  # verified by default
+    model.corrupt_frame = None
+    seconds = codec.verify(result)
+    assert result.decode_seconds == seconds >= 0 and result.decoder_check == "bit-exact"
 
 
 def test_availability_names_the_model_package() -> None:

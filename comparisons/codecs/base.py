@@ -9,6 +9,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 
+PENDING = "pending"  # decoder_check of a result whose frames the real decoder has not reproduced yet
+BIT_EXACT = "bit-exact"  # decoder_check once the real decoder reproduced every frame exactly
+
+
 class CodecError(RuntimeError):
     """An encoder or decoder failed or cannot run; one-line message."""
 
@@ -32,8 +36,11 @@ class EncodeResult:
     within_tolerance: bool | None  # |kbps/target - 1| <= tolerance; None without a target
     trials: list[dict[str, float]]  # the rate search: knob value and real kbps of each trial encode
     encode_seconds: float  # wall time of the final encode (all its passes), not the search
-    decode_seconds: float
+    decode_seconds: float | None  # wall time of the real decoder; None while its run is pending
     decoded: np.ndarray = field(repr=False)  # uint8 RGB [T,H,W,3] at the input size
+    # None: `decoded` is the real decoder's output; else whether the real decoder reproduced the encoder's
+    # reconstructions in `decoded` (PENDING until checked, then BIT_EXACT)
+    decoder_check: str | None = None
 
     @property
     def kbps(self) -> float:

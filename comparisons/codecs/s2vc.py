@@ -1,11 +1,18 @@
 """S2VC as one more Codec: the model package's default (or given) model, real bytes, real decode.
 
 S2VC has discrete rate points (``S2VC.rate_names``, index 0 = fewest bits). To meet a target bitrate, each rate
-point's bitrate on the clip is first *estimated* with ``S2VC.estimate_bits`` (the entropy model's bits plus the
-container overhead; no VAE decoding, and within about 1% of the real size), from the lowest rate point up; the
-highest one at or under the target is then really encoded and decoded. Should its real size exceed the target,
-the next lower rate point is encoded instead. When even the lowest exceeds the target, the lowest is kept and
-flagged out of tolerance. Estimates are cached per clip.
+point's bitrate on the clip is first *estimated* with ``S2VC.estimate_kbps`` on the clip's first
+``estimate_frames`` frames (the entropy model's bits plus the container overhead, no VAE decoding; later frames
+get the mean of the coded frames of their type), from the lowest rate point up; the highest one at or under the
+target is then really encoded. Should the real file exceed the target, the next lower rate point is encoded
+instead. When even the lowest exceeds the target, the lowest is kept and flagged out of tolerance. Estimates are
+cached per clip.
+
+The decoded frames of a result are the encoder's reconstructions, which the decoder reproduces bit for bit.
+``verify`` proves it for one result: it runs the real decoder on the file, compares every frame and times the
+decode. ``encode`` verifies before returning unless the codec was made with ``verify_decode=False`` (the app
+shows the result first and verifies afterwards); until then the result's ``decode_seconds`` is None and its
+``decoder_check`` is "pending".
 """
 from __future__ import annotations
 
@@ -16,20 +23,29 @@ from typing import Any
 
 import numpy as np
 
-from comparisons.codecs.base import Codec, CodecError, EncodeResult, check_frames
+from comparisons.codecs.base import BIT_EXACT, PENDING, Codec, CodecError, EncodeResult, check_frames
+
+
+ESTIMATE_FRAMES = 8  # frames coded per rate-point estimate (at least 3: an I, a reset and a plain P-frame)
 
 
 class S2VCCodec(Codec):
-    """Adapter over ``model.load_model(checkpoint, preset, device)`` -> ``S2VC.compress/decompress``."""
+    """Adapter over ``model.load_model(checkpoint, preset, device)`` -> ``S2VC.encode_file/decompress``."""
 
     name = "s2vc"
     label = "S2VC"
     traditional = False
 
     def __init__(self, checkpoint: str | None = None, preset: str | None = None, device: str = "cpu",
-                 model: Any = None, tolerance: float = 0.05) -> None:
+                 model: Any = None, tolerance: float = 0.05, estimate_frames: int | None = ESTIMATE_FRAMES,
+                 verify_decode: bool = True) -> None:
+        if estimate_frames is not None and estimate_frames < 3:
+            raise CodecError(f"s2vc: estimate_frames must be at least 3 (one frame of each type) or None (the "
+                             f"whole clip), got {estimate_frames}")
         self.checkpoint, self.preset, self.device = checkpoint, preset, device
         self.tolerance = tolerance
+        self.estimate_frames = estimate_frames
+        self.verify_decode = verify_decode
         self._model = model
         self._estimates: dict[tuple[str, float, int], float] = {}
 
@@ -58,6 +74,8 @@ class S2VCCodec(Codec):
         return "S2VC " + ", ".join(f"{k}={v}" for k, v in dict(info).items()) if info else "S2VC (model package)"
 
     def settings(self) -> dict[str, Any]:
+        estimated_on = (f"the first {self.estimate_frames} frames, extrapolated per frame type"
+                        if self.estimate_frames else "every frame")
         return {
             "checkpoint": self.checkpoint or "bundled default",
             "preset": self.preset or "default",
@@ -65,7 +83,9 @@ class S2VCCodec(Codec):
             "rate_points": list(self.model.rate_names),
             "intra_period": "one intra frame for the clip",
             "colour": "RGB in and out (no YUV conversion)",
-            "rate_control": "highest rate point whose estimated kbps <= target, checked on the real file",
+            "rate_control": f"highest rate point whose estimated kbps (on {estimated_on}) <= target, checked on "
+                            "the real file",
+            "estimate_frames": self.estimate_frames or "all",
             "tolerance": self.tolerance,
         }
 
@@ -73,7 +93,7 @@ class S2VCCodec(Codec):
         """Model-estimated kbps of a rate point on this clip, container overhead included (cached)."""
         key = (hashlib.sha1(frames.tobytes()).hexdigest() + str(frames.shape), float(fps), rate)
         if key not in self._estimates:
-            self._estimates[key] = self.model.estimate_kbps(frames, rate, fps)
+            self._estimates[key] = self.model.estimate_kbps(frames, rate, fps, max_frames=self.estimate_frames)
         return self._estimates[key]
 
     def rate_estimates(self, frames: np.ndarray, fps: float) -> list[float]:
@@ -82,6 +102,8 @@ class S2VCCodec(Codec):
         return [self._estimate_kbps(frames, fps, rate) for rate in range(len(self.model.rate_names))]
 
     def encode(self, frames: np.ndarray, fps: float, target_kbps: float, workdir: str | Path) -> EncodeResult:
+        """Encode at the chosen rate point; the decoded frames are the encoder's reconstructions (verified by the
+        real decoder before returning when ``verify_decode``)."""
         frames = check_frames(frames)
         if not target_kbps or target_kbps <= 0:
             raise CodecError(f"s2vc: target bitrate must be > 0 kbps, got {target_kbps}")
@@ -100,7 +122,7 @@ class S2VCCodec(Codec):
         path = work / f"s2vc_{target_kbps:g}kbps.s2vc"
         while True:
             start = time.perf_counter()
-            self.model.encode_file(path, frames, chosen, fps)
+            reconstructions = self.model.encode_file(path, frames, chosen, fps)
             encode_seconds = time.perf_counter() - start
             bits = path.stat().st_size * 8
             kbps = bits * fps / t / 1000.0
@@ -108,16 +130,39 @@ class S2VCCodec(Codec):
             if kbps <= target_kbps or chosen == 0:
                 break
             chosen -= 1
-        start = time.perf_counter()
-        decoded, _ = self.model.decompress(path)
-        decode_seconds = time.perf_counter() - start
-        decoded = np.asarray(decoded)
+        decoded = np.stack([np.asarray(r.frame) for r in reconstructions])
         if decoded.shape != frames.shape:
-            raise CodecError(f"s2vc: decoded shape {list(decoded.shape)} differs from the input {list(frames.shape)}")
+            raise CodecError(f"s2vc: reconstructed shape {list(decoded.shape)} differs from the input "
+                             f"{list(frames.shape)}")
         settings = self.settings() | {"rate_point": names[chosen], "rate_index": chosen}
-        return EncodeResult(
+        result = EncodeResult(
             codec=self.name, label=self.label, version=self.version(), settings=settings,
             command=f"S2VC.encode_file(path, frames, rate={chosen}, fps={fps:g})", bitstream_path=str(path),
             bits=bits, frames=t, fps=float(fps), width=w, height=h, target_kbps=float(target_kbps),
             within_tolerance=abs(kbps / target_kbps - 1) <= self.tolerance, trials=trials,
-            encode_seconds=encode_seconds, decode_seconds=decode_seconds, decoded=decoded.astype(np.uint8))
+            encode_seconds=encode_seconds, decode_seconds=None, decoded=decoded.astype(np.uint8),
+            decoder_check=PENDING)
+        if self.verify_decode:
+            self.verify(result)
+        return result
+
+    def verify(self, result: EncodeResult) -> float:
+        """Decode ``result``'s bitstream with the real decoder and check that every frame equals the encoder's
+        reconstruction; fills in ``decode_seconds`` and ``decoder_check`` and returns the decode seconds."""
+        start = time.perf_counter()
+        decoded, _ = self.model.decompress(result.bitstream_path)
+        seconds = time.perf_counter() - start
+        decoded = np.asarray(decoded)
+        if decoded.shape != result.decoded.shape:
+            raise CodecError(f"s2vc: the decoder gave {list(decoded.shape)} frames from {result.bitstream_path}, "
+                             f"the encoder reconstructed {list(result.decoded.shape)}")
+        differs = np.flatnonzero((decoded != result.decoded).reshape(len(decoded), -1).any(axis=1))
+        if differs.size:
+            first = int(differs[0])
+            worst = int(np.abs(decoded[first].astype(np.int16) - result.decoded[first]).max())
+            raise CodecError(f"s2vc: decoder output differs from the encoder's reconstruction at frame {first} "
+                             f"(max |difference| {worst}; {differs.size} of {len(decoded)} frames differ) in "
+                             f"{result.bitstream_path}")
+        result.decode_seconds = seconds
+        result.decoder_check = BIT_EXACT
+        return seconds
