@@ -21,7 +21,7 @@ from torch import nn
 from .bitstream import FrameRecord, StreamHeader, check_model, read_stream, write_stream
 from .checkpoints import weights_fingerprint
 from .config import S2VCConfig, tiny
-from .dpb import FRAME_I, FRAME_RESET, DecodedPictureBuffer
+from .dpb import FRAME_I, FRAME_RESET, DecodedPictureBuffer, frame_type
 from .entropy_coder import SymbolDecoder, SymbolEncoder
 from .errors import BitstreamError
 from .generator import OneStepUNet
@@ -246,12 +246,26 @@ class S2VC(nn.Module):
         """Estimated bits per frame without decoding pixels (cheaper: no VAE decoder)."""
         return [r.bits for r in self.iter_reconstruct(frames, rate, decode=False)]
 
-    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float) -> float:
+    def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float, max_frames: int | None = None) -> float:
         """Estimated bitrate of a real bitstream: entropy-model bits per frame, rounded up to the coder's 32-bit
-        words plus its flush, plus the exact container overhead (header and frame records)."""
-        header_bytes = len(self._header(validate_frames(frames), rate, fps).to_bytes())
+        words plus its flush, plus the exact container overhead (header and frame records).
+
+        `max_frames` codes only the clip's first frames (at least 3: an I, a reset and a plain P-frame) and gives
+        every later frame the mean estimate of the coded frames of its type; None codes every frame.
+        """
+        frames = validate_frames(frames)
+        if max_frames is not None and max_frames < 3:
+            raise ValueError(f"max_frames must be at least 3 (one frame of each type), got {max_frames}")
+        header_bytes = len(self._header(frames, rate, fps).to_bytes())
+        coded = self.estimate_bits(frames[:max_frames] if max_frames else frames, rate)
+        types = [frame_type(t, self.config.reset_interval) for t in range(len(frames))]
+        by_type: dict[str, list[float]] = {}
+        for kind, bits in zip(types, coded):
+            by_type.setdefault(kind, []).append(bits)
+        means = {kind: sum(v) / len(v) for kind, v in by_type.items()}
         total = 8 * header_bytes
-        for bits in self.estimate_bits(frames, rate):
+        for t, kind in enumerate(types):
+            bits = coded[t] if t < len(coded) else means[kind]
             payload = 4 * int(-(-(bits + 64) // 32))  # whole 32-bit words, flush included
             total += 8 * (payload + len(FrameRecord("P", b"").to_bytes()) + (payload.bit_length() + 6) // 7 - 1)
         return total * fps / len(frames) / 1000.0

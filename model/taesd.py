@@ -77,25 +77,46 @@ class TinyEncoder(nn.Sequential):
 
 
 class TinyDecoder(nn.Sequential):
-    """Latent -> [0, 1] image (not clamped) at 8x resolution."""
+    """Latent -> [0, 1] image (not clamped) at 8x resolution.
 
-    def __init__(self, latent_channels: int = 32, width: int = 64, blocks: int = 3, mid_gn: bool = True):
-        layers: list[nn.Module] = [SoftClamp(), conv3x3(latent_channels, width), nn.ReLU()]
-        layers += [TinyBlock(width, mid_gn=mid_gn) for _ in range(blocks)]
-        for stage in range(3):
-            layers += [nn.Upsample(scale_factor=2), conv3x3(width, width, bias=False)]
-            layers += [TinyBlock(width) for _ in range(blocks if stage < 2 else 1)]
-        layers.append(conv3x3(width, 3))
+    `widths` and `blocks` give each of the four stages (1/8, 1/4, 1/2, 1/1 resolution) its width and block count;
+    the default is the TAEF2 decoder (width 64 everywhere, 3/3/3/1 blocks). A stage's first conv after the
+    upsampling changes the width, so every layout keeps TAEF2's module indices.
+    """
+
+    def __init__(self, latent_channels: int = 32, widths: tuple[int, ...] = (64, 64, 64, 64),
+                 blocks: tuple[int, ...] = (3, 3, 3, 1), mid_gn: bool = True):
+        if len(widths) != 4 or len(blocks) != 4 or min(widths) < 1 or min(blocks) < 0:
+            raise ValueError(f"decoder needs 4 positive widths and 4 block counts, got {widths} and {blocks}")
+        layers: list[nn.Module] = [SoftClamp(), conv3x3(latent_channels, widths[0]), nn.ReLU()]
+        layers += [TinyBlock(widths[0], mid_gn=mid_gn) for _ in range(blocks[0])]
+        for stage in range(1, 4):
+            layers += [nn.Upsample(scale_factor=2), conv3x3(widths[stage - 1], widths[stage], bias=False)]
+            layers += [TinyBlock(widths[stage]) for _ in range(blocks[stage])]
+        layers.append(conv3x3(widths[3], 3))
         super().__init__(*layers)
 
 
-class TinyAutoencoder(nn.Module):
-    """TAEF2-layout encoder + decoder; `encode`/`decode` work on [0, 1] images and unscaled latents."""
+TAEF2_DECODER = ((64, 64, 64, 64), (3, 3, 3, 1))  # (widths, blocks) of the TAEF2 decoder
 
-    def __init__(self, latent_channels: int = 32, width: int = 64, blocks: int = 3, mid_gn: bool = True):
+
+class TinyAutoencoder(nn.Module):
+    """TAEF2-layout encoder + decoder; `encode`/`decode` work on [0, 1] images and unscaled latents.
+
+    `decoder_widths` / `decoder_blocks` (None: TAEF2's) give a narrower decoder of one's own (see TinyDecoder).
+    """
+
+    def __init__(self, latent_channels: int = 32, width: int = 64, blocks: int = 3, mid_gn: bool = True,
+                 decoder_widths: tuple[int, ...] | None = None, decoder_blocks: tuple[int, ...] | None = None):
         super().__init__()
         self.encoder = TinyEncoder(latent_channels, width, blocks, mid_gn)
-        self.decoder = TinyDecoder(latent_channels, width, blocks, mid_gn)
+        self.decoder_layout = (tuple(decoder_widths or (width,) * 4), tuple(decoder_blocks or (blocks,) * 3 + (1,)))
+        self.decoder = TinyDecoder(latent_channels, *self.decoder_layout, mid_gn=mid_gn)
+
+    @property
+    def has_taef2_decoder(self) -> bool:
+        """Whether the decoder has TAEF2's layout (so taef2_decoder.pth fits it)."""
+        return self.decoder_layout == TAEF2_DECODER
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -134,10 +155,12 @@ def _load_strict(module: nn.Module, file: Path) -> None:
 
 
 def load_taef2_weights(model: TinyAutoencoder, path: str | Path | None = None) -> None:
-    """Load taef2_encoder.pth / taef2_decoder.pth (fp16 files -> fp32) strictly into `model`."""
+    """Load taef2_encoder.pth (and taef2_decoder.pth when the decoder has TAEF2's layout; a decoder of one's own
+    keeps its weights) strictly into `model` (fp16 files -> fp32)."""
     folder = taef2_dir(path)
     _load_strict(model.encoder, folder / ENCODER_FILE)
-    _load_strict(model.decoder, folder / DECODER_FILE)
+    if model.has_taef2_decoder:
+        _load_strict(model.decoder, folder / DECODER_FILE)
 
 
 def load_taef2(path: str | Path | None = None) -> TinyAutoencoder:

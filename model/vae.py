@@ -110,7 +110,9 @@ class LatentVAE(nn.Module):
             self.model: nn.Module = AutoencoderKL(**sd_vae_kwargs(config))
             window_mid_attention(self.model, config.vae_attn_window)
         elif config.vae_type == "taesd":
-            self.model = TinyAutoencoder(config.latent_channels, *_tiny_shape(config))
+            self.model = TinyAutoencoder(config.latent_channels, *_tiny_shape(config),
+                                         decoder_widths=config.vae_decoder_widths or None,
+                                         decoder_blocks=config.vae_decoder_blocks or None)
         else:
             raise ValueError(f"unknown vae_type {config.vae_type!r}; expected 'sd' or 'taesd'")
 

@@ -116,6 +116,19 @@ def test_real_size_within_two_percent_of_estimate(model, stream):
     assert len(data) == pytest.approx(estimated_bits / 8 + headers, rel=0.02)
 
 
+def test_prefix_estimate_extrapolates_by_frame_type(model, monkeypatch):
+    frames = clip(5, 64, 64)  # I, reset, P, reset, P with RESET_INTERVAL 2
+    assert model.estimate_kbps(frames, 1, 25.0, max_frames=5) == model.estimate_kbps(frames, 1, 25.0)
+    coded = []
+    monkeypatch.setattr(model, "estimate_bits", lambda f, r: coded.append(len(f)) or [1000.0, 500.0, 100.0][:len(f)])
+    prefix = model.estimate_kbps(frames, 1, 25.0, max_frames=3)
+    assert coded == [3]  # only the prefix went through the networks
+    monkeypatch.setattr(model, "estimate_bits", lambda f, r: [1000.0, 500.0, 100.0, 500.0, 100.0])
+    assert prefix == model.estimate_kbps(frames, 1, 25.0)  # frames 3, 4 got the reset and P estimates
+    with pytest.raises(ValueError, match="at least 3"):
+        model.estimate_kbps(frames, 1, 25.0, max_frames=2)
+
+
 def test_stream_from_other_weights_or_preset_is_refused(model, stream):
     _, data, _ = stream
     other = copy.deepcopy(model)

@@ -201,3 +201,40 @@ def test_stages_train_the_right_parts() -> None:
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("pframe_motion_fusion" in n for n in names) and any("lora_A.pframe" in n for n in names)
     assert all(n.startswith("inter.") or "pframe" in n for n in names)
+
+
+@pytest.mark.parametrize("decoder_input", ["autoencoder", "generator"])
+def test_decoder_stage_trains_only_the_decoder(tmp_path: Path, decoder_input: str) -> None:
+    from model.train.loop import Trainer
+
+    torch.set_num_threads(1)
+    cfg = _small_config(tmp_path, stage="decoder", decoder_input=decoder_input, num_frames=3 if decoder_input ==
+                        "generator" else 1, loss=LossWeights(pixel_weight=1.0), cascade_reset_interval=4)
+    trainer = Trainer(cfg, items=_items())
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.run(steps=1)
+    after = dict(trainer.model.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    decoder = {n for n in before if n.startswith("vae.model.decoder.")}
+    assert changed and changed <= decoder
+    row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(row["loss"]) and row["mse"] > 0 and "psnr" in row
+    with pytest.raises(ValueError, match="decode must be on"):
+        TrainConfig(stage="decoder", decode=False)
+
+
+def test_overrides_on_a_pretrained_model_keep_every_fitting_weight(tmp_path: Path) -> None:
+    from model.codec import S2VC
+    from model.config import tiny
+    from model.train.loop import with_overrides
+
+    small = {k: tuple(v) if isinstance(v, list) else v for k, v in SMALL.items()}
+    old = S2VC(tiny().replace(**small, vae_decoder_widths=(), vae_decoder_blocks=(), unet_attention_head_dim=8))
+    new = with_overrides(old, {"vae_decoder_widths": [32, 32, 16, 8], "unet_attention_head_dim": 1})
+    assert new.config.vae_decoder_widths == (32, 32, 16, 8) and new.config.unet_attention_head_dim == 1
+    old_state = old.state_dict()
+    for key, value in new.state_dict().items():
+        if not key.startswith("vae.model.decoder."):
+            assert torch.equal(value, old_state[key]), key
+    with pytest.raises(ValueError, match="outside the decoder"):
+        with_overrides(old, {"inter_channels": 48})

@@ -110,7 +110,7 @@ def test_taef2_round_trip_on_kodak(shared_data: Path) -> None:
     image = shared_data / "images" / "kodak" / "kodim01.png"
     if not image.is_file():
         pytest.skip(f"{image} not found")
-    vae = LatentVAE(tiny())
+    vae = LatentVAE(tiny().replace(vae_decoder_widths=(), vae_decoder_blocks=()))  # TAEF2's own decoder
     vae.load_weights(folder)
     pixels = torch.from_numpy(np.array(Image.open(image).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
     x = pixels[:, :, :192, :256] * 2 - 1
@@ -135,3 +135,29 @@ def test_taef2_strict_loading_names_file_and_keys(shared_data: Path, tmp_path: P
         load_taef2_weights(TinyAutoencoder(), tmp_path)
     with pytest.raises(CheckpointError, match="not found"):
         load_taef2_weights(TinyAutoencoder(), tmp_path / "absent")
+
+
+def test_decoder_layouts_keep_taef2_indices() -> None:
+    taef2, own = TinyAutoencoder(), TinyAutoencoder(decoder_widths=(64, 48, 32, 16), decoder_blocks=(2, 2, 1, 1))
+    assert taef2.has_taef2_decoder and not own.has_taef2_decoder
+    assert sum(p.numel() for p in taef2.decoder.parameters()) == 1_338_499
+    assert sum(p.numel() for p in own.decoder.parameters()) == 512_547
+    # the width changes in a stage's first conv after the upsampling, so TAEF2's module indices stay meaningful
+    assert own.decoder[1].weight.shape == (64, 32, 3, 3) and own.decoder[6].weight.shape == (48, 64, 3, 3)
+    assert own.decoder[-1].weight.shape == (3, 16, 3, 3)
+    with torch.no_grad():
+        assert own.decode(torch.randn(1, 32, 3, 5)).shape == (1, 3, 24, 40)
+    with pytest.raises(ValueError, match="4 positive widths"):
+        TinyAutoencoder(decoder_widths=(64, 32), decoder_blocks=(1, 1))
+
+
+def test_own_decoder_keeps_its_weights_when_taef2_loads(shared_data: Path) -> None:
+    folder = taef2_folder(shared_data)
+    vae = LatentVAE(tiny())
+    decoder_before = {k: v.clone() for k, v in vae.model.decoder.state_dict().items()}
+    vae.load_weights(folder)
+    reference = load_taef2(folder)
+    for key, value in vae.model.encoder.state_dict().items():
+        assert torch.equal(value, reference.encoder.state_dict()[key]), key
+    for key, value in vae.model.decoder.state_dict().items():
+        assert torch.equal(value, decoder_before[key]), key

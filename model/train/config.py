@@ -3,29 +3,43 @@
 Stages (S2VC_ARCHITECTURE.md §1): `intra` trains the I-frame codec with the generator's iframe path on single
 frames; `inter` trains the P-frame codec with the generator's pframe path on short clips, the I-frame side frozen;
 `cascade` fine-tunes the P side through the decoded-picture buffer over longer clips with a reset inside, so that
-Temporal Consistency Guidance (the U-Net fusion blocks) learns from its own decoded references.
+Temporal Consistency Guidance (the U-Net fusion blocks) learns from its own decoded references; `decoder` trains the
+latent autoencoder's decoder alone (a narrower one of our own for the CPU), on the autoencoder's own latents
+(`decoder_input="autoencoder"`: distillation towards the real frames) or on the generator's x0 latents of coded
+I/P clips (`"generator"`: it learns to undo the generator's typical errors).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from model.train.losses import LossWeights
 
-STAGES = ("intra", "inter", "cascade")
+STAGES = ("intra", "inter", "cascade", "decoder")
+DECODER_INPUTS = ("autoencoder", "generator")
 SHARED_DATA = str(Path(os.environ.get("S2VC_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data")
 
-# Which parameters each stage trains (regular expressions over `S2VC.named_parameters()` names). The frozen
-# autoencoder (`vae.`) is never trained, whatever these say.
+# Which parameters each stage trains (regular expressions over `S2VC.named_parameters()` names). The
+# autoencoder's encoder (its latents are the generator's targets) is never trained, whatever these say.
 TRAINABLE = {
     "intra": (r"^intra\.", r"^unet\.(?!.*pframe)"),
     "inter": (r"^inter\.", r"^unet\..*pframe"),
     "cascade": (r"^inter\.", r"^unet\..*pframe"),
+    "decoder": (r"^vae\.model\.decoder\.",),
 }
+VAE_DECODER_PREFIX = "vae.model.decoder."
+
+
+def is_trainable(name: str, patterns: list[re.Pattern]) -> bool:
+    """Whether parameter `name` matches a pattern; of the autoencoder only the decoder can be trained."""
+    if name.startswith("vae.") and not name.startswith(VAE_DECODER_PREFIX):
+        return False
+    return any(p.search(name) for p in patterns)
 
 
 def default_sources(root: str = SHARED_DATA) -> list[str]:
@@ -80,6 +94,7 @@ class TrainConfig:
     # rate-distortion
     lambdas: tuple[float, ...] = (16.0, 48.0, 144.0, 432.0)  # one per config.rate_names, low rate first
     decode: bool = True  # False: latent loss only, the autoencoder's decoder is skipped
+    decoder_input: str = "autoencoder"  # stage "decoder": what the decoder learns to decode (DECODER_INPUTS)
     loss: LossWeights = field(default_factory=LossWeights)
     disc_lr: float = 1e-4
     cascade_reset_interval: int = 4  # reset period used while training the cascade (a reset lands inside a clip)
@@ -98,7 +113,11 @@ class TrainConfig:
         self.lambdas = tuple(float(v) for v in self.lambdas)
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.stage != "intra" and self.num_frames < 2:
+        if self.decoder_input not in DECODER_INPUTS:
+            raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {self.decoder_input!r}")
+        if self.stage == "decoder" and not self.decode:
+            raise ValueError("stage 'decoder' trains the decoder: decode must be on")
+        if self.stage in ("inter", "cascade") and self.num_frames < 2:
             raise ValueError(f"stage {self.stage!r} needs num_frames >= 2, got {self.num_frames}")
         if self.stage == "cascade" and self.num_frames < self.cascade_reset_interval + 2:
             raise ValueError("cascade clips must be longer than cascade_reset_interval + 1 so a reset lands inside")
@@ -131,6 +150,7 @@ class TrainConfig:
 
 LATENT_ONLY = LossWeights(pixel_weight=0.0, latent_weight=0.05)  # ~ pixel-MSE units for TAEF2 (white noise: 0.025)
 PERCEPTUAL = LossWeights(pixel_weight=1.0, perceptual_weight=0.05, latent_weight=0.05)
+PIXEL_PERCEPTUAL = LossWeights(pixel_weight=1.0, perceptual_weight=0.05)
 
 
 def tiny_cpu_intra() -> TrainConfig:
@@ -166,6 +186,23 @@ def tiny_cpu_cascade() -> TrainConfig:
     )
 
 
+def tiny_cpu_decoder() -> TrainConfig:
+    """CPU, tiny model: the narrow decoder distilled on the TAEF2 encoder's latents of real frames (MSE +
+    ST-LPIPS against the frames themselves)."""
+    return TrainConfig(
+        stage="decoder", out_dir="runs/tiny-decoder", num_frames=1, crop=128, still_fraction=0.5, batch_size=8,
+        lr=1e-3, warmup_steps=50, max_steps=3000, lambdas=(1.0, 1.0, 1.0, 1.0), loss=PIXEL_PERCEPTUAL,
+    )
+
+
+def tiny_cpu_decoder_finetune() -> TrainConfig:
+    """CPU, tiny model: the decoder fine-tuned on the generator's x0 latents of (I, reset P, P) clips."""
+    return tiny_cpu_decoder().replace(
+        out_dir="runs/tiny-decoder-ft", init_from="runs/tiny-cascade/final", decoder_input="generator",
+        num_frames=3, batch_size=2, lr=2e-4, max_steps=1000,
+    )
+
+
 def _gpu(cfg: TrainConfig, **changes: Any) -> TrainConfig:
     return cfg.replace(crop=256, num_workers=4, gradient_checkpointing=False, **changes)
 
@@ -175,11 +212,14 @@ PRESETS = {
     "tiny-cpu-intra-ft": tiny_cpu_intra_finetune,
     "tiny-cpu-inter": tiny_cpu_inter,
     "tiny-cpu-cascade": tiny_cpu_cascade,
+    "tiny-cpu-decoder": tiny_cpu_decoder,
+    "tiny-cpu-decoder-ft": tiny_cpu_decoder_finetune,
     "tiny-gpu-intra": lambda: _gpu(tiny_cpu_intra(), batch_size=16, max_steps=50000),
     "tiny-gpu-intra-ft": lambda: _gpu(tiny_cpu_intra_finetune(), batch_size=8, max_steps=10000),
     "tiny-gpu-inter": lambda: _gpu(tiny_cpu_inter(), batch_size=8, max_steps=30000),
     "tiny-gpu-cascade": lambda: _gpu(tiny_cpu_cascade(), batch_size=4, max_steps=10000, num_frames=10,
                                      cascade_reset_interval=4),
+    "tiny-gpu-decoder": lambda: _gpu(tiny_cpu_decoder(), batch_size=32, max_steps=20000),
 }
 
 

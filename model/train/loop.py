@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from model.train.config import TrainConfig
+from model.train.config import VAE_DECODER_PREFIX, TrainConfig, is_trainable
 from model.train.data import ClipDataset, StepSampler
 from model.train.losses import PatchDiscriminator, RateDistortionLoss, discriminator_loss
 from model.train.scratch_init import init_one_step_for_scratch
@@ -31,17 +31,36 @@ CHECKPOINT_PREFIX = "step_"
 
 
 class ClipCoder(nn.Module):
-    """The unit that DDP wraps: `forward(frames, rate)` = `S2VC.forward_frames` with this stage's settings."""
+    """The unit that DDP wraps: `forward(frames, rate)` = `S2VC.forward_frames` with this stage's settings, or,
+    in the `decoder` stage, the decoder applied to the latents it learns from."""
 
-    def __init__(self, model: nn.Module, decode: bool, reset_interval: int | None, iframe_grad: bool):
+    def __init__(self, model: nn.Module, decode: bool, reset_interval: int | None, iframe_grad: bool,
+                 decoder_input: str | None = None):
         super().__init__()
         self.model = model
         self.decode, self.reset_interval, self.iframe_grad = decode, reset_interval, iframe_grad
+        self.decoder_input = decoder_input
 
     def forward(self, frames: torch.Tensor, rate: torch.Tensor) -> list[dict]:
+        if self.decoder_input is not None:
+            return self.decode_latents(frames, rate)
         return self.model.forward_frames(
             frames, rate, decode=self.decode, reset_interval=self.reset_interval, iframe_grad=self.iframe_grad
         )
+
+    def decode_latents(self, frames: torch.Tensor, rate: torch.Tensor) -> list[dict]:
+        """Decoder stage: the autoencoder's own latents of every frame, or the generator's x0 latents of the clip
+        coded through the buffers (computed without autograd), each decoded with autograd on."""
+        vae = self.model.vae
+        with torch.no_grad():
+            if self.decoder_input == "autoencoder":
+                zero = torch.zeros(frames.shape[0], device=frames.device)
+                outs = [{"frame_type": "I", "latent_hat": z, "latent": z, "bits": zero, "likelihoods": {}}
+                        for z in (vae.encode(frames[:, t]) for t in range(frames.shape[1]))]
+            else:
+                outs = [{**o, "bits": o["bits"].detach()} for o in self.model.forward_frames(
+                    frames, rate, decode=False, reset_interval=self.reset_interval, iframe_grad=False)]
+        return [{**o, "x_hat": vae.decode(o["latent_hat"].detach())} for o in outs]
 
 
 class TrainState:
@@ -69,8 +88,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
     source = Path(cfg.init_from) if cfg.init_from else None
     if source is not None and is_pretrained_folder(source):
-        if cfg.model_overrides or cfg.model_config:
-            raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config/overrides")
+        if cfg.model_config:
+            raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config")
+        if cfg.model_overrides:
+            return with_overrides(S2VC.from_pretrained(source), cfg.model_overrides)
         return S2VC.from_pretrained(source)
     mcfg = S2VCConfig.load(cfg.model_config) if cfg.model_config else preset(cfg.model_preset)
     mcfg = S2VCConfig.from_dict({**mcfg.to_dict(), **cfg.model_overrides})  # checks names, lists -> tuples
@@ -86,12 +107,34 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
+def with_overrides(model: nn.Module, overrides: dict) -> nn.Module:
+    """`model` rebuilt with some config fields changed, keeping every weight whose name and shape still fit.
+
+    Only the autoencoder's decoder may change shape (a new decoder layout starts from a fresh initialisation and
+    is trained by the `decoder` stage); any other mismatch is an error.
+    """
+    from model.codec import S2VC
+    from model.config import S2VCConfig
+
+    config = S2VCConfig.from_dict({**model.config.to_dict(), **overrides})
+    new = S2VC(config)
+    old, fresh = model.state_dict(), new.state_dict()
+    differ = sorted(k for k in set(old) | set(fresh) if k not in old or k not in fresh or old[k].shape != fresh[k].shape)
+    if outside := [k for k in differ if not k.startswith(VAE_DECODER_PREFIX)]:
+        raise ValueError(f"config overrides {sorted(overrides)} change weights outside the decoder: {outside[:8]}")
+    new.load_state_dict({k: v for k, v in old.items() if k not in differ}, strict=False)
+    if differ:
+        log.info("%d decoder tensors changed layout and start fresh", len(differ))
+    return new
+
+
 def select_trainable(model: nn.Module, patterns: tuple[str, ...]) -> list[nn.Parameter]:
-    """Mark parameters whose name matches a pattern as trainable, everything else (always `vae.`) as frozen."""
+    """Mark parameters whose name matches a pattern as trainable, everything else as frozen (the autoencoder's
+    encoder always; see `is_trainable`)."""
     regexes = [re.compile(p) for p in patterns]
     chosen = []
     for name, param in model.named_parameters():
-        train = not name.startswith("vae.") and any(r.search(name) for r in regexes)
+        train = is_trainable(name, regexes)
         param.requires_grad_(train)
         if train:
             chosen.append(param)
@@ -130,10 +173,10 @@ def checkpoints(out_dir: Path) -> list[Path]:
 
 def clip_loss(criterion: RateDistortionLoss, outs: list[dict], frames: torch.Tensor, rate: torch.Tensor,
               stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean per-frame RD loss over the frames this stage trains (all frames in `intra`, P-frames otherwise)."""
+    """Mean per-frame RD loss over the frames this stage trains (P-frames in `inter`/`cascade`, all otherwise)."""
     losses, terms = [], {}
     for t, out in enumerate(outs):
-        if stage != "intra" and out["frame_type"] == "I":
+        if stage in ("inter", "cascade") and out["frame_type"] == "I":
             continue
         loss, frame_terms = criterion(out, frames[:, t], rate)
         losses.append(loss)
@@ -195,7 +238,8 @@ class Trainer:
         if cfg.gradient_checkpointing:
             log.info("gradient checkpointing on in %d sub-models", enable_gradient_checkpointing(model))
         reset = cfg.cascade_reset_interval if cfg.stage == "cascade" else None
-        coder = ClipCoder(model, cfg.decode, reset, iframe_grad=cfg.stage == "intra")
+        coder = ClipCoder(model, cfg.decode, reset, iframe_grad=cfg.stage == "intra",
+                          decoder_input=cfg.decoder_input if cfg.stage == "decoder" else None)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
@@ -252,8 +296,13 @@ class Trainer:
 
     # --- one step ---
     def set_modes(self) -> None:
-        """Train mode, except the frozen parts: the autoencoder, and the I-frame codec after the intra stage."""
+        """Train mode, except the frozen parts: the autoencoder (outside the decoder stage), the I-frame codec after
+        the intra stage, and every coding network in the decoder stage."""
         self.coder.train()
+        if self.cfg.stage == "decoder":
+            self.model.eval()
+            self.model.vae.model.decoder.train()
+            return
         self.model.vae.eval()
         if self.cfg.stage != "intra":
             self.model.intra.eval()

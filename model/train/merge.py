@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from model.train.config import TRAINABLE, TrainConfig
+from model.train.config import TRAINABLE, TrainConfig, is_trainable
 from model.train.loop import build_model
 
 
@@ -35,7 +35,7 @@ def merge(base: torch.nn.Module, take: torch.nn.Module, stage: str) -> int:
     copied = 0
     with torch.no_grad():
         for name, param in base.named_parameters():
-            if not name.startswith("vae.") and any(p.search(name) for p in patterns):
+            if is_trainable(name, patterns):
                 param.copy_(source[name])
                 copied += 1
     base.invalidate_hash()
