@@ -60,11 +60,12 @@ def metric_choices() -> list[MetricChoice]:
 
 
 def make_codec(name: str, preset: str, model: Any = None) -> Any:
-    """A comparisons Codec; S2VC wraps the app's shared, already loaded model."""
+    """A comparisons Codec; S2VC wraps the app's shared, already loaded model and leaves its decoder check to
+    `check_decoder`, so that its result shows as soon as the encode is done."""
     from comparisons.codecs import get_codec
 
     if name == "s2vc":
-        return get_codec("s2vc", model=model)
+        return get_codec("s2vc", model=model, verify_decode=False)
     return get_codec(name, preset=preset)
 
 
@@ -77,12 +78,20 @@ def new_results(clip: dict, frames: np.ndarray, rates: list[float], metrics: lis
 
 
 def encode_and_measure(codec: Any, frames: np.ndarray, fps: float, kbps: float, out_dir: Path,
-                       metrics: list[str]) -> tuple[dict, np.ndarray]:
-    """One real encode near `kbps`, decoded and measured: the comparisons record and the decoded frames."""
+                       metrics: list[str]) -> tuple[dict, Any]:
+    """One real encode near `kbps`, decoded and measured: the comparisons record and the EncodeResult (whose
+    `decoded` holds the frames)."""
     from comparisons.runner import measure
 
     result = codec.encode(frames, fps, kbps, out_dir)
-    return measure(frames, result, metrics), result.decoded
+    return measure(frames, result, metrics), result
+
+
+def check_decoder(codec: Any, result: Any) -> dict:
+    """Run the real decoder on an S2VC result and check it reproduces the shown frames bit for bit (CodecError
+    if not): the record keys it fills in, `decode_seconds` and `decoder_check`."""
+    seconds = codec.verify(result)
+    return {"decode_seconds": seconds, "decoder_check": result.decoder_check}
 
 
 def preset_of(record: dict) -> str:

@@ -5,11 +5,15 @@ session folder, so the state Gradio keeps per session stays small.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import platform
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ import pandas as pd
 
 from app import engine, players
 from app.inputs import Clip, InputError, load_clip
+from app.lanes import Lane, Post, lower_priority, run_lanes
 from app.model_slot import ModelSlot
 from app.settings import Limits, sample_clips
 from app.session import run_dir
@@ -114,10 +119,52 @@ def bpp_text(kbps: float | None, clip: dict | None) -> str:
 # ---------------------------------------------------------------- run
 
 
+@dataclass(frozen=True)
+class Job:
+    """One encode of a run: a codec at a target bitrate."""
+
+    kbps: float
+    codec: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """A lane started work on a job (`what` is shown in the progress bar)."""
+
+    job: Job
+    what: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """A lane finished a step: the job's new or updated record, and/or an error message."""
+
+    job: Job
+    record: dict | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Work:
+    """What every step of a run needs: the clip, the codecs and where the files go."""
+
+    frames: np.ndarray
+    fps: float
+    out: Path
+    metrics: list[str]
+    primary_kbps: float
+    codecs: dict[str, Any]
+    labels: dict[str, str]
+
+
 def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], metrics: list[str],
                    session: Path, slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
     """Code the clip with each codec at each rate (main rate first) and measure `metrics`; yields the run state
-    after every encode. The state's `results` is a comparisons results dict."""
+    after every finished step. The state's `results` is a comparisons results dict.
+
+    S2VC runs in one lane, the baselines in another (at a lower CPU priority, so that S2VC, the longest job, keeps
+    a core); each result shows as soon as it is measured. S2VC's decoded frames are its encoder's reconstructions;
+    the real decoder's check (bit-exact, decode time) runs after all its encodes and updates the records."""
     if not clip:
         raise InputError("Load a clip first.")
     if not codecs:
@@ -143,33 +190,115 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
     state["messages"] += list(results["unavailable"]["codecs"].values())
     instances = {c: engine.make_codec(c, presets.get(c, ""), model) for c in codecs
                  if c not in results["unavailable"]["codecs"]}
-    jobs = [(kbps, codec) for kbps in rates for codec in instances]
-    for index, (kbps, codec) in enumerate(jobs):
-        name = choices[codec].label
-        progress(index / len(jobs), f"{name} @ {kbps:g} kbps: encoding (rate search), decoding, metrics")
-        try:
-            record, decoded = engine.encode_and_measure(instances[codec], frames, clip["fps"], kbps,
-                                                        out / "bitstreams", metrics)
-        except Exception as exc:  # one failing encoder must not stop the others
-            results["failures"].append({"codec": codec, "target_kbps": kbps, "error": str(exc)})
-            state["messages"].append(f"{name} @ {kbps:g} kbps failed: {exc}")
-            yield _snapshot(state)
-            continue
-        for reason in record["metric_errors"].values():
-            if reason not in state["messages"]:
-                state["messages"].append(reason)
-        record["key"] = f"{record['label']} · {engine.preset_of(record)} · {record['kbps']:.1f} kbps"
-        stem = Path(record["bitstream"]).stem
-        np.save(out / f"{stem}.npy", decoded)
-        record["decoded"] = str(out / f"{stem}.npy")
-        if kbps == rates[0]:
-            progress((index + 0.9) / len(jobs), f"{name} @ {kbps:g} kbps: browser preview")
-            record["preview"] = str(players.write_preview(decoded, clip["fps"], out / "previews" / f"{stem}.mp4"))
-        results["records"].append(record)
-        yield _snapshot(state)
+    work = Work(frames, clip["fps"], out, metrics, rates[0], instances, {c: choices[c].label for c in instances})
+    order = [Job(kbps, codec) for kbps in rates for codec in instances]
+    lanes = _lanes(work, order)
+    if len(lanes) > 1:
+        state["conditions"]["timing"] = ("S2VC and the baselines were coded at the same time on the shared CPU "
+                                         "(the baselines at a lower priority): their seconds include that")
+    shown: dict[Job, dict] = {}
+    running: dict[str, str] = {}
+    steps = len(order) + sum(job.codec == "s2vc" for job in order)  # encodes, then S2VC's decoder checks
+    finished = 0
+    with contextlib.closing(run_lanes(lanes)) as events:
+        for event in events:
+            lane = "s2vc" if event.job.codec == "s2vc" else "baselines"
+            if isinstance(event, Step):
+                running[lane] = f"{work.labels[event.job.codec]} @ {event.job.kbps:g} kbps: {event.what}"
+            else:
+                running.pop(lane, None)
+                failed_s2vc = event.record is None and event.job.codec == "s2vc"
+                finished += 2 if failed_s2vc else 1  # a failed S2VC encode has no decoder check to wait for
+                _apply(state, shown, order, event, work.labels[event.job.codec])
+            progress(finished / steps, " · ".join(running.values()) or "finishing")
+            if isinstance(event, Done):
+                yield _snapshot(state)
     state["done"] = True
     progress(1.0, "done")
     yield _snapshot(state)
+
+
+def _lanes(work: Work, order: list[Job]) -> dict[str, Lane]:
+    """The run's lanes: S2VC's encodes then its decoder checks, and the baselines one after another."""
+    s2vc = [job for job in order if job.codec == "s2vc"]
+    baselines = [job for job in order if job.codec != "s2vc"]
+    lanes: dict[str, Lane] = {}
+    if s2vc:
+        lanes["s2vc"] = functools.partial(_s2vc_lane, work, s2vc)
+    if baselines:
+        lanes["baselines"] = functools.partial(_baseline_lane, work, baselines, bool(s2vc))
+    return lanes
+
+
+def _s2vc_lane(work: Work, jobs: list[Job], post: Post, stop: threading.Event) -> None:
+    """Encode and measure S2VC at every bitrate (each result posted at once), then check each with the decoder."""
+    encoded = []
+    for job in jobs:
+        if stop.is_set():
+            return
+        post(Step(job, "rate point choice, encoding, metrics"))
+        done, result = _encode(work, job)
+        post(done)
+        if result is not None:
+            encoded.append((job, done.record, result))
+    for job, record, result in encoded:
+        if stop.is_set():
+            return
+        post(Step(job, "decoder check (decoding the bitstream, comparing with the shown frames)"))
+        post(_check(work, job, record, result))
+
+
+def _baseline_lane(work: Work, jobs: list[Job], yield_cpu: bool, post: Post,
+                   stop: threading.Event) -> None:
+    """Encode and measure the baselines one after another (at a lower CPU priority while S2VC runs)."""
+    if yield_cpu:
+        lower_priority()
+    for job in jobs:
+        if stop.is_set():
+            return
+        post(Step(job, "encoding (rate search), decoding, metrics"))
+        post(_encode(work, job)[0])
+
+
+def _encode(work: Work, job: Job) -> tuple[Done, Any]:
+    """Encode, decode and measure one job; saves the decoded frames and, at the main bitrate, a browser preview.
+    A failing encoder gives an error (the other encodes go on) and no EncodeResult."""
+    try:
+        record, result = engine.encode_and_measure(work.codecs[job.codec], work.frames, work.fps, job.kbps,
+                                                   work.out / "bitstreams", work.metrics)
+    except Exception as exc:  # one failing encoder must not stop the others
+        return Done(job, None, str(exc)), None
+    record["key"] = f"{record['label']} · {engine.preset_of(record)} · {record['kbps']:.1f} kbps"
+    stem = Path(record["bitstream"]).stem
+    np.save(work.out / f"{stem}.npy", result.decoded)
+    record["decoded"] = str(work.out / f"{stem}.npy")
+    if job.kbps == work.primary_kbps:
+        record["preview"] = str(players.write_preview(result.decoded, work.fps, work.out / "previews" / f"{stem}.mp4"))
+    return Done(job, record), result
+
+
+def _check(work: Work, job: Job, record: dict, result: Any) -> Done:
+    """The decoder check of one S2VC result: its record with the decode time, or marked failed."""
+    try:
+        return Done(job, record | engine.check_decoder(work.codecs[job.codec], result))
+    except Exception as exc:  # the encode's result stays, flagged
+        return Done(job, record | {"decoder_check": f"failed: {exc}"}, f"decoder check failed: {exc}")
+
+
+def _apply(state: dict, shown: dict[Job, dict], order: list[Job], done: Done, label: str) -> None:
+    """Put a finished step into the run state: records in the run's job order, failures and messages."""
+    results, name = state["results"], f"{label} @ {done.job.kbps:g} kbps"
+    if done.record is None:
+        results["failures"].append({"codec": done.job.codec, "target_kbps": done.job.kbps, "error": done.error})
+        state["messages"].append(f"{name} failed: {done.error}")
+        return
+    if done.error:
+        state["messages"].append(f"{name}: {done.error}")
+    for reason in done.record["metric_errors"].values():
+        if reason not in state["messages"]:
+            state["messages"].append(reason)
+    shown[done.job] = done.record
+    results["records"] = [shown[job] for job in order if job in shown]
 
 
 def _snapshot(state: dict) -> dict:
@@ -206,9 +335,18 @@ def results_table(state: dict | None) -> pd.DataFrame:
                "kbps": round(r["kbps"], 2), "within 5%": "yes" if r["within_tolerance"] else "no",
                "bpp": round(r["bpp"], 5)}
         row |= {metric: round(value, 4) for metric, value in r["metrics"].items()}
-        row |= {"encode s": round(r["encode_seconds"], 2), "decode s": round(r["decode_seconds"], 2)}
+        row |= {"encode s": round(r["encode_seconds"], 2), "decode s": _decode_seconds(r),
+                "decoder check": r.get("decoder_check") or "–"}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _decode_seconds(record: dict) -> float | str:
+    """The decode time, or why there is none (S2VC's decoder check still to run, or failed)."""
+    seconds = record["decode_seconds"]
+    if seconds is not None:
+        return round(seconds, 2)
+    return "check pending" if record.get("decoder_check") == "pending" else "–"
 
 
 def bd_table(state: dict | None, anchor: str = "x265") -> pd.DataFrame:

@@ -225,8 +225,11 @@ def _error(message: str) -> str:
 
 def _status(state: dict) -> str:
     done = "Done." if state["done"] else "Running…"
-    lines = [f"{done} {len(handlers.records(state))} result(s)."] + [f"- ⚠️ {m}" for m in state["messages"]]
-    return "\n".join(lines)
+    lines = [f"{done} {len(handlers.records(state))} result(s)."]
+    if any(r.get("decoder_check") == "pending" for r in handlers.records(state)) and not state["done"]:
+        lines.append("- S2VC is shown from its encoder's reconstructions; its decoder check (bit-exact, decode time) "
+                     "follows.")
+    return "\n".join(lines + [f"- ⚠️ {m}" for m in state["messages"]])
 
 
 def _results_view(state: dict | None, metrics: list[str]) -> list[Any]:

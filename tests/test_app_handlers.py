@@ -192,11 +192,18 @@ def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkey
     seen = []
     states = list(handlers.run_comparison(clip, [200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, METRICS, folder,
                                           slot, lambda f, d: seen.append((f, d))))
-    assert [len(handlers.records(s)) for s in states] == [1, 2, 2] and states[-1]["done"]
+    counts = [len(handlers.records(s)) for s in states]  # S2VC, x265 (either first), S2VC's decoder check, done
+    assert len(counts) == 4 and counts[0] == 1 and counts[-2:] == [2, 2] and states[-1]["done"]
     assert seen[-1] == (1.0, "done") and any("x265" in d for _, d in seen)
+    assert any("S2VC @ 200 kbps: decoder check" in d for _, d in seen)
+    shown = next(s for s in states if "S2VC" in list(handlers.results_table(s)["codec"]))
+    pending = handlers.results_table(shown).set_index("codec").loc["S2VC"]
+    assert (pending["decode s"], pending["decoder check"]) == ("check pending", "pending")  # no made-up time
     state = states[-1]
-    s2vc, x265 = handlers.records(state)
+    s2vc, x265 = handlers.records(state)  # in the run's order, whichever finished first
     assert s2vc["codec"] == "s2vc" and s2vc["bits"] == 800 * 8 and engine.preset_of(s2vc) == "rate q3"
+    assert s2vc["decoder_check"] == "bit-exact" and s2vc["decode_seconds"] >= 0 and x265["decoder_check"] is None
+    assert list(handlers.results_table(state)["decoder check"]) == ["bit-exact", "–"]
     assert engine.preset_of(x265) == "ultrafast" and x265["kbps"] > 0 and Path(x265["bitstream"]).stat().st_size > 0
     assert set(s2vc["metrics"]) == set(x265["metrics"]) == {"psnr_rgb"} and len(x265["per_frame"]["psnr_rgb"]) == 4
     assert any("161" in m for m in state["messages"])
@@ -230,6 +237,49 @@ def test_run_without_model_still_runs_baselines(clip_file: Path, tmp_path: Path,
     assert state["messages"][0] == "S2VC model not available: FileNotFoundError: no checkpoint here"
     with pytest.raises(InputError, match="at least one codec"):
         next(handlers.run_comparison(clip, [150.0], [], {}, METRICS, tmp_path, slot))
+
+
+def test_a_failed_decoder_check_flags_the_shown_result(clip_file: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FakeS2VC()
+    monkeypatch.setattr(model, "decompress", lambda source: (model.frames + 1, 25.0))
+    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 3, "original size", LIMITS, tmp_path)
+    state = list(handlers.run_comparison(clip, [150.0], ["s2vc"], {}, METRICS, tmp_path,
+                                         _slot(model, monkeypatch)))[-1]
+    (record,) = handlers.records(state)
+    assert record["decoder_check"].startswith("failed: s2vc: decoder output differs from the encoder's "
+                                              "reconstruction at frame 0 ")
+    assert record["decode_seconds"] is None and handlers.results_table(state)["decode s"][0] == "–"
+    assert any(m.startswith("S2VC @ 150 kbps: decoder check failed:") for m in state["messages"])
+
+
+def test_lanes_run_side_by_side_and_stop_on_errors() -> None:
+    import threading
+
+    from app.lanes import run_lanes
+
+    ready, stopped = threading.Event(), threading.Event()
+
+    def waits(post, stop) -> None:  # finishes only once the other lane has run: the lanes overlap
+        post("waiting")
+        assert ready.wait(10), "the other lane did not run meanwhile"
+        post("done waiting")
+
+    def signals(post, stop) -> None:
+        ready.set()
+        post("signalled")
+
+    assert sorted(run_lanes({"a": waits, "b": signals})) == ["done waiting", "signalled", "waiting"]
+
+    def fails(post, stop) -> None:
+        raise ValueError("lane broke")
+
+    def long(post, stop) -> None:
+        stopped.set() if stop.wait(10) else None
+
+    with pytest.raises(ValueError, match="lane broke"):
+        list(run_lanes({"fails": fails, "long": long}))
+    assert stopped.wait(10), "the other lane was not told to stop"
 
 
 # ---------------------------------------------------------------- sessions and CLI

@@ -57,14 +57,16 @@ def test_picks_highest_rate_under_target_from_cached_estimates(tmp_path: Path) -
     frames = clip(t=8, h=32, w=32)
     result = codec.encode(frames, 25.0, 25.0, tmp_path)
     assert result.settings["rate_point"] == "q2" and result.kbps == 20.0 and not result.within_tolerance
+    assert model.estimated == [1, 2, 3]  # bisection: q0 need not be estimated
     assert Path(result.bitstream_path).read_bytes() == bytes([2]) * 800
     assert np.array_equal(result.decoded, frames) and result.version == "S2VC preset=fake"
     assert model.encoded == [2] and model.decoded == 1  # one real encode, verified by one real decode
     assert result.decoder_check == "bit-exact" and result.decode_seconds is not None
-    codec.encode(frames, 25.0, 100.0, tmp_path)
-    assert model.estimated == [0, 1, 2, 3]  # each rate point estimated once per clip
+    assert codec.encode(frames, 25.0, 100.0, tmp_path).settings["rate_point"] == "q3"
     low = codec.encode(frames, 25.0, 1.0, tmp_path)
     assert low.settings["rate_point"] == "q0" and low.within_tolerance is False
+    assert model.estimated == [1, 2, 3, 0]  # each rate point estimated once per clip
+    assert codec.encode(frames, 25.0, 7.0, tmp_path).settings["rate_point"] == "q0"
 
 
 def test_steps_down_when_the_real_file_exceeds_the_target(tmp_path: Path) -> None:
@@ -78,7 +80,7 @@ def test_rate_points_are_estimated_on_a_prefix_of_the_clip(tmp_path: Path) -> No
     model = FakeS2VC()
     codec = S2VCCodec(model=model, estimate_frames=5)
     codec.encode(clip(t=8, h=32, w=32), 25.0, 25.0, tmp_path)
-    assert model.max_frames == [5, 5, 5, 5] and codec.settings()["estimate_frames"] == 5
+    assert model.max_frames == [5, 5, 5] and codec.settings()["estimate_frames"] == 5
     assert "first 5 frames" in codec.settings()["rate_control"]
     assert S2VCCodec(model=model).estimate_frames == 8
     with pytest.raises(CodecError, match="at least 3"):

@@ -1,12 +1,11 @@
 """S2VC as one more Codec: the model package's default (or given) model, real bytes, real decode.
 
-S2VC has discrete rate points (``S2VC.rate_names``, index 0 = fewest bits). To meet a target bitrate, each rate
-point's bitrate on the clip is first *estimated* with ``S2VC.estimate_kbps`` on the clip's first
-``estimate_frames`` frames (the entropy model's bits plus the container overhead, no VAE decoding; later frames
-get the mean of the coded frames of their type), from the lowest rate point up; the highest one at or under the
-target is then really encoded. Should the real file exceed the target, the next lower rate point is encoded
-instead. When even the lowest exceeds the target, the lowest is kept and flagged out of tolerance. Estimates are
-cached per clip.
+S2VC has discrete rate points (``S2VC.rate_names``, index 0 = fewest bits). To meet a target bitrate, rate points'
+bitrates on the clip are first *estimated* with ``S2VC.estimate_kbps`` on the clip's first ``estimate_frames``
+frames (the entropy model's bits plus the container overhead, no VAE decoding; later frames get the mean of the
+coded frames of their type); a bisection over the rate points finds the highest one at or under the target, which
+is then really encoded. Should the real file exceed the target, the next lower rate point is encoded instead. When
+even the lowest exceeds the target, the lowest is kept and flagged out of tolerance. Estimates are cached per clip.
 
 The decoded frames of a result are the encoder's reconstructions, which the decoder reproduces bit for bit.
 ``verify`` proves it for one result: it runs the real decoder on the file, compares every frame and times the
@@ -101,6 +100,17 @@ class S2VCCodec(Codec):
         frames = check_frames(frames)
         return [self._estimate_kbps(frames, fps, rate) for rate in range(len(self.model.rate_names))]
 
+    def _choose_rate(self, frames: np.ndarray, fps: float, target_kbps: float, trials: list[dict[str, float]]) -> int:
+        """The highest rate point whose estimate is at or under the target (0 when none is), found by bisection
+        (estimates grow with the rate point), so that few rate points are estimated; each goes into `trials`."""
+        fits, over = -1, len(self.model.rate_names)  # highest known to fit, lowest known to exceed
+        while over - fits > 1:
+            rate = (fits + over) // 2
+            kbps = self._estimate_kbps(frames, fps, rate)
+            trials.append({"rate": rate, "estimated_kbps": round(kbps, 3)})
+            fits, over = (rate, over) if kbps <= target_kbps else (fits, rate)
+        return max(fits, 0)
+
     def encode(self, frames: np.ndarray, fps: float, target_kbps: float, workdir: str | Path) -> EncodeResult:
         """Encode at the chosen rate point; the decoded frames are the encoder's reconstructions (verified by the
         real decoder before returning when ``verify_decode``)."""
@@ -110,13 +120,7 @@ class S2VCCodec(Codec):
         t, h, w = frames.shape[:3]
         names = list(self.model.rate_names)
         trials: list[dict[str, float]] = []
-        chosen = 0
-        for rate in range(len(names)):
-            kbps = self._estimate_kbps(frames, fps, rate)
-            trials.append({"rate": rate, "estimated_kbps": round(kbps, 3)})
-            if kbps > target_kbps:
-                break
-            chosen = rate
+        chosen = self._choose_rate(frames, fps, target_kbps, trials)
         work = Path(workdir)
         work.mkdir(parents=True, exist_ok=True)
         path = work / f"s2vc_{target_kbps:g}kbps.s2vc"
