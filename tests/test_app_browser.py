@@ -113,6 +113,7 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         expect(page.locator("#s2vc-plots .js-plotly-plot").first).to_be_visible(timeout=30_000)
         table = page.locator("#s2vc-table").inner_text()
         assert "HEVC (x265)" in table and "VVC (VVenC)" in table and "medium" in table and "faster" in table
+        assert ("bit-exact" in table) == s2vc  # S2VC's decoder check ran after its result was shown
 
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
