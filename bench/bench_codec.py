@@ -3,7 +3,7 @@
     python bench/bench_codec.py                    # tiny preset on CPU, 416x240, 16 frames (+ official on CUDA)
     python bench/bench_codec.py --threads 2 --only cpu
 
-CPU: the tiny preset (random weights; the TAEF2 weights when found) on BasketballPass (first frames) when
+CPU: the bundled default model (tiny preset; random tiny weights if it cannot load) on BasketballPass (first frames) when
 ../shared is present, else a synthetic clip. CUDA (when present): the official preset with random weights, built
 directly on the GPU, at 1920x1080, I-frame under bf16 autocast and P-frames in fp32 as the release runs them.
 Time split: entropy coding = every SymbolEncoder / SymbolDecoder call (wrapped and timed; on CUDA after a
@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import S2VC, entropy_coder, official, tiny
+from model import S2VC, entropy_coder, load_model, official, tiny
 from model.video_io import read_video
 
 BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
@@ -131,7 +131,7 @@ def report(what: str, frames: int, seconds: float, cpu: float, timer: Timer, dev
           f"{cpu / frames:.2f} s per frame); {split}; peak memory {peak_memory(device)}")
 
 
-def bench(model: S2VC, frames: np.ndarray, rate: int, device: str) -> None:
+def bench(model: S2VC, frames: np.ndarray, rate: int, device: str, trained: bool) -> None:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     model.compress(frames[:1], rate, 25.0)  # warm-up: kernel selection, allocator, lazy initialisation
     for _ in model.iter_decode(model.compress(frames[:1], rate, 25.0))[1]:
@@ -143,21 +143,20 @@ def bench(model: S2VC, frames: np.ndarray, rate: int, device: str) -> None:
     seconds, cpu, timer, _ = run_pass(model, frames, rate, data, sync)
     report("decode", len(frames), seconds, cpu, timer, device)
     t, h, w = frames.shape[:3]
-    print(f"  stream: {len(data)} bytes, {8 * len(data) / (t * h * w):.4f} bpp (random weights: not a quality figure)")
+    note = "" if trained else " (random weights: not a quality figure)"
+    print(f"  stream: {len(data)} bytes, {8 * len(data) / (t * h * w):.4f} bpp{note}")
 
 
 def bench_cpu(frames: int, rate: int) -> None:
-    torch.manual_seed(0)
-    model = S2VC(tiny()).eval()
     try:
-        model.vae.load_weights()
-        vae = "TAEF2 weights"
-    except Exception as exc:  # noqa: BLE001 (the benchmark runs with random VAE weights too)
-        vae = f"random VAE weights ({type(exc).__name__})"
+        model, weights, trained = load_model().eval(), "bundled default model", True
+    except Exception as exc:  # noqa: BLE001 (the same architecture with random weights runs at the same speed)
+        torch.manual_seed(0)
+        model, weights, trained = S2VC(tiny()).eval(), f"random weights (bundled model not loaded: {exc})", False
     clip, source = cpu_clip(frames)
-    print(f"tiny preset, CPU, {torch.get_num_threads()} threads, rate {rate}, {vae}; {source}; "
+    print(f"{model.config.preset} preset, CPU, {torch.get_num_threads()} threads, rate {rate}, {weights}; {source}; "
           f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-    bench(model, clip, rate, "cpu")
+    bench(model, clip, rate, "cpu", trained)
 
 
 def bench_cuda(frames: int) -> None:
@@ -166,7 +165,7 @@ def bench_cuda(frames: int) -> None:
         model = S2VC(official()).eval()
     print(f"official preset, {torch.cuda.get_device_name()}, random weights, 1920x1080, {frames} frames, "
           "I-frame bf16 autocast, P-frames fp32")
-    bench(model, synthetic_clip(frames, 1080, 1920), 0, "cuda")
+    bench(model, synthetic_clip(frames, 1080, 1920), 0, "cuda", trained=False)
 
 
 def main(argv: list[str] | None = None) -> None:
