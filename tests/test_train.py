@@ -157,12 +157,28 @@ def _small_config(tmp_path: Path, **changes) -> TrainConfig:
     return TrainConfig(**{**base, **changes})
 
 
+@pytest.fixture
+def taef2_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Randomly initialised TAEF2-layout weight files, so that a fresh model's autoencoder loads without
+    ../shared (training from scratch loads the TAEF2 files through S2VC_TAEF2_DIR)."""
+    from model.taesd import DECODER_FILE, ENCODER_FILE, TAEF2_ENV, TinyAutoencoder
+
+    folder = tmp_path / "taef2"
+    folder.mkdir()
+    torch.manual_seed(0)
+    model = TinyAutoencoder()
+    torch.save(model.encoder.state_dict(), folder / ENCODER_FILE)
+    torch.save(model.decoder.state_dict(), folder / DECODER_FILE)
+    monkeypatch.setenv(TAEF2_ENV, str(folder))
+    return folder
+
+
 def _items() -> list[ClipItem]:
     return [ClipItem("synthetic/clip", _noise_video(6, 72, 80), still=False),
             ClipItem("synthetic/still", _noise_video(1, 96, 96, seed=1), still=True)]
 
 
-def test_one_step_then_resume(tmp_path: Path) -> None:
+def test_one_step_then_resume(tmp_path: Path, taef2_files: Path) -> None:
     from model.train.loop import Trainer, checkpoints
 
     torch.set_num_threads(1)
@@ -204,7 +220,7 @@ def test_stages_train_the_right_parts() -> None:
 
 
 @pytest.mark.parametrize("decoder_input", ["autoencoder", "generator"])
-def test_decoder_stage_trains_only_the_decoder(tmp_path: Path, decoder_input: str) -> None:
+def test_decoder_stage_trains_only_the_decoder(tmp_path: Path, decoder_input: str, taef2_files: Path) -> None:
     from model.train.loop import Trainer
 
     torch.set_num_threads(1)
