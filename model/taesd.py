@@ -76,6 +76,9 @@ class TinyEncoder(nn.Sequential):
         super().__init__(*layers)
 
 
+TAEF2_DECODER = ((64, 64, 64, 64), (3, 3, 3, 1))  # (widths, blocks) of the TAEF2 decoder
+
+
 class TinyDecoder(nn.Sequential):
     """Latent -> [0, 1] image (not clamped) at 8x resolution.
 
@@ -84,8 +87,8 @@ class TinyDecoder(nn.Sequential):
     upsampling changes the width, so every layout keeps TAEF2's module indices.
     """
 
-    def __init__(self, latent_channels: int = 32, widths: tuple[int, ...] = (64, 64, 64, 64),
-                 blocks: tuple[int, ...] = (3, 3, 3, 1), mid_gn: bool = True):
+    def __init__(self, latent_channels: int = 32, widths: tuple[int, ...] = TAEF2_DECODER[0],
+                 blocks: tuple[int, ...] = TAEF2_DECODER[1], mid_gn: bool = True):
         if len(widths) != 4 or len(blocks) != 4 or min(widths) < 1 or min(blocks) < 0:
             raise ValueError(f"decoder needs 4 positive widths and 4 block counts, got {widths} and {blocks}")
         layers: list[nn.Module] = [SoftClamp(), conv3x3(latent_channels, widths[0]), nn.ReLU()]
@@ -95,9 +98,6 @@ class TinyDecoder(nn.Sequential):
             layers += [TinyBlock(widths[stage]) for _ in range(blocks[stage])]
         layers.append(conv3x3(widths[3], 3))
         super().__init__(*layers)
-
-
-TAEF2_DECODER = ((64, 64, 64, 64), (3, 3, 3, 1))  # (widths, blocks) of the TAEF2 decoder
 
 
 class TinyAutoencoder(nn.Module):

@@ -246,11 +246,14 @@ def test_overrides_on_a_pretrained_model_keep_every_fitting_weight(tmp_path: Pat
 
     small = {k: tuple(v) if isinstance(v, list) else v for k, v in SMALL.items()}
     old = S2VC(tiny().replace(**small, vae_decoder_widths=(), vae_decoder_blocks=(), unet_attention_head_dim=8))
-    new = with_overrides(old, {"vae_decoder_widths": [32, 32, 16, 8], "unet_attention_head_dim": 1})
-    assert new.config.vae_decoder_widths == (32, 32, 16, 8) and new.config.unet_attention_head_dim == 1
+    new = with_overrides(old, {"vae_decoder_widths": [64, 32, 16, 8], "unet_attention_head_dim": 1})
+    assert new.config.vae_decoder_widths == (64, 32, 16, 8) and new.config.unet_attention_head_dim == 1
     old_state = old.state_dict()
     for key, value in new.state_dict().items():
         if not key.startswith("vae.model.decoder."):
             assert torch.equal(value, old_state[key]), key
+    # a new decoder layout starts fresh, even where a tensor's shape happens to fit (the first conv: 32 -> 64)
+    assert new.state_dict()["vae.model.decoder.1.weight"].shape == old_state["vae.model.decoder.1.weight"].shape
+    assert not torch.equal(new.state_dict()["vae.model.decoder.1.weight"], old_state["vae.model.decoder.1.weight"])
     with pytest.raises(ValueError, match="outside the decoder"):
         with_overrides(old, {"inter_channels": 48})

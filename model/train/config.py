@@ -21,6 +21,7 @@ from typing import Any
 from model.train.losses import LossWeights
 
 STAGES = ("intra", "inter", "cascade", "decoder")
+P_STAGES = ("inter", "cascade")  # stages that train the P side on clips (their I-frame is not in the loss)
 DECODER_INPUTS = ("autoencoder", "generator")
 SHARED_DATA = str(Path(os.environ.get("S2VC_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data")
 
@@ -117,7 +118,7 @@ class TrainConfig:
             raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {self.decoder_input!r}")
         if self.stage == "decoder" and not self.decode:
             raise ValueError("stage 'decoder' trains the decoder: decode must be on")
-        if self.stage in ("inter", "cascade") and self.num_frames < 2:
+        if self.stage in P_STAGES and self.num_frames < 2:
             raise ValueError(f"stage {self.stage!r} needs num_frames >= 2, got {self.num_frames}")
         if self.stage == "cascade" and self.num_frames < self.cascade_reset_interval + 2:
             raise ValueError("cascade clips must be longer than cascade_reset_interval + 1 so a reset lands inside")

@@ -15,12 +15,13 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from model.train.config import VAE_DECODER_PREFIX, TrainConfig, is_trainable
+from model.train.config import P_STAGES, VAE_DECODER_PREFIX, TrainConfig, is_trainable
 from model.train.data import ClipDataset, StepSampler
 from model.train.losses import PatchDiscriminator, RateDistortionLoss, discriminator_loss
 from model.train.scratch_init import init_one_step_for_scratch
@@ -58,9 +59,9 @@ class ClipCoder(nn.Module):
                 outs = [{"frame_type": "I", "latent_hat": z, "latent": z, "bits": zero, "likelihoods": {}}
                         for z in (vae.encode(frames[:, t]) for t in range(frames.shape[1]))]
             else:
-                outs = [{**o, "bits": o["bits"].detach()} for o in self.model.forward_frames(
-                    frames, rate, decode=False, reset_interval=self.reset_interval, iframe_grad=False)]
-        return [{**o, "x_hat": vae.decode(o["latent_hat"].detach())} for o in outs]
+                outs = self.model.forward_frames(frames, rate, decode=False, reset_interval=self.reset_interval,
+                                                 iframe_grad=False)
+        return [{**o, "x_hat": vae.decode(o["latent_hat"])} for o in outs]
 
 
 class TrainState:
@@ -122,10 +123,16 @@ def with_overrides(model: nn.Module, overrides: dict) -> nn.Module:
     differ = sorted(k for k in set(old) | set(fresh) if k not in old or k not in fresh or old[k].shape != fresh[k].shape)
     if outside := [k for k in differ if not k.startswith(VAE_DECODER_PREFIX)]:
         raise ValueError(f"config overrides {sorted(overrides)} change weights outside the decoder: {outside[:8]}")
-    new.load_state_dict({k: v for k, v in old.items() if k not in differ}, strict=False)
-    if differ:
-        log.info("%d decoder tensors changed layout and start fresh", len(differ))
+    before, after = _decoder_layout(model.config), _decoder_layout(config)
+    new.load_state_dict({k: v for k, v in old.items()  # a new decoder layout keeps none of the old decoder
+                         if before == after or not k.startswith(VAE_DECODER_PREFIX)}, strict=False)
+    if before != after:
+        log.info("the decoder changed layout %s -> %s and starts fresh", before, after)
     return new
+
+
+def _decoder_layout(config: Any) -> tuple:
+    return config.vae_decoder_widths, config.vae_decoder_blocks
 
 
 def select_trainable(model: nn.Module, patterns: tuple[str, ...]) -> list[nn.Parameter]:
@@ -176,7 +183,7 @@ def clip_loss(criterion: RateDistortionLoss, outs: list[dict], frames: torch.Ten
     """Mean per-frame RD loss over the frames this stage trains (P-frames in `inter`/`cascade`, all otherwise)."""
     losses, terms = [], {}
     for t, out in enumerate(outs):
-        if stage in ("inter", "cascade") and out["frame_type"] == "I":
+        if stage in P_STAGES and out["frame_type"] == "I":
             continue
         loss, frame_terms = criterion(out, frames[:, t], rate)
         losses.append(loss)
