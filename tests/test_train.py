@@ -54,6 +54,26 @@ def test_sources_and_shapes(source_dir: Path, tmp_path: Path) -> None:
     assert torch.equal(ds[3], ds[3])  # a pure function of (seed, index)
 
 
+def test_cache_survives_a_concurrent_writer(source_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Data-parallel ranks may decode the same clip into the same cache at once: another writer finishing
+    between this one's write and its rename must not break it, and no temporary file is left."""
+    from model.train import sources
+
+    spec, cache = f"frames:{source_dir / 'clipA'}", tmp_path / "cache"
+    real_save, calls, nested = np.save, [], []
+
+    def save_then_let_another_writer_finish(file, array):
+        real_save(file, array)
+        calls.append(file)
+        if len(calls) == 1:  # the other writer runs its whole fill now
+            nested.append(load_source(spec, cache)[0].frames.shape)
+
+    monkeypatch.setattr(sources.np, "save", save_then_let_another_writer_finish)
+    assert load_source(spec, cache)[0].frames.shape == (5, 80, 96, 3)
+    assert nested == [(5, 80, 96, 3)]
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".npy")] == []
+
+
 def test_clips_move() -> None:
     rng = np.random.default_rng(0)
     image = np.asarray(Image.fromarray(_noise_video(1, 120, 160)[0]).resize((160, 120)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,9 +132,10 @@ def _cached(kind: str, path: Path, cache_dir: Path, decode, max_short_side: int,
     if not file.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         frames = decode()
-        tmp = file.with_suffix(".tmp.npy")
-        np.save(tmp, frames)
-        tmp.replace(file)
+        # a temporary file of its own: data-parallel ranks may fill the same cache at once
+        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=f"{file.stem}.", suffix=".tmp", delete=False) as out:
+            np.save(out, frames)
+        Path(out.name).replace(file)
         log.info("cached %s: %s frames %sx%s", path, *frames.shape[:3])
     return np.load(file, mmap_mode="r")
 
