@@ -114,7 +114,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str], clip: dict) -> dict:
     """S2VC at each of its rate points (target = that rate point's estimate + 2%, which selects exactly it), then
-    every other codec at the real bitrates S2VC reached; one results.json holds both."""
+    every other codec at the real bitrates S2VC reached; one results.json holds both.
+
+    The estimates here code the whole clip: a prefix estimate can fall short of the real file by more than 2%, and
+    the encoder would then fall back to the next lower rate point, so one rate point would be coded twice."""
     from comparisons.results import save_results
     from comparisons.runner import run_comparison
 
@@ -124,6 +127,7 @@ def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str]
     why = s2vc.availability()
     if why:
         raise SystemExit(f"error: {why}")
+    s2vc.estimate_frames = None
     targets = [1.02 * kbps for kbps in s2vc.rate_estimates(frames, fps)]
     first = run_comparison(frames, fps, [s2vc], targets, out, metrics, clip=clip)
     matched = sorted({round(r["kbps"], 3) for r in first["records"]})  # rate points may land on one bitrate

@@ -19,8 +19,10 @@ class FakeS2VC:
 
     rate_names = ["q0", "q1", "q2", "q3"]
 
-    def __init__(self, estimate_scale: float = 1.0, corrupt_frame: int | None = None) -> None:
+    def __init__(self, estimate_scale: float = 1.0, corrupt_frame: int | None = None,
+                 prefix_scale: float = 1.0) -> None:
         self.estimate_scale = estimate_scale
+        self.prefix_scale = prefix_scale  # extra factor of estimates made on a prefix (max_frames set)
         self.corrupt_frame = corrupt_frame
         self.estimated: list[int] = []
         self.max_frames: list[int | None] = []
@@ -31,7 +33,8 @@ class FakeS2VC:
     def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float, max_frames: int | None = None) -> float:
         self.estimated.append(rate)
         self.max_frames.append(max_frames)
-        return self.estimate_scale * 200 * 2**rate * 8 * fps / len(frames) / 1000
+        scale = self.estimate_scale * (self.prefix_scale if max_frames else 1.0)
+        return scale * 200 * 2**rate * 8 * fps / len(frames) / 1000
 
     def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> list[FrameResult]:
         self.encoded.append(rate)
@@ -126,6 +129,16 @@ def test_matched_run_codes_baselines_at_s2vc_real_bitrates(tmp_path: Path) -> No
     assert s2vc_kbps == [5.0, 10.0, 20.0, 40.0]  # every rate point, each selected exactly
     assert x265_targets == s2vc_kbps
     assert (tmp_path / "results.json").is_file()
+
+
+def test_matched_run_codes_every_rate_point_when_prefix_estimates_are_low(tmp_path: Path) -> None:
+    from comparisons.__main__ import _run_matched
+
+    model = FakeS2VC(prefix_scale=0.9)  # prefix estimates 10% under the real files: they would select q(r-1)
+    s2vc = S2VCCodec(model=model, verify_decode=False)
+    results = _run_matched(clip(t=8, h=64, w=64), 25.0, [s2vc], tmp_path, ["psnr_rgb"], {"path": "synthetic"})
+    assert [r["settings"]["rate_index"] for r in results["records"]] == [0, 1, 2, 3]
+    assert set(model.max_frames) == {None} and model.encoded == [0, 1, 2, 3]
 
 
 def test_bd_curve_counts_repeated_encodes_once() -> None:
