@@ -1,0 +1,96 @@
+"""Move the rate points of a trained variable-rate model before fine-tuning it at new lambdas.
+
+A variable-rate model keeps one learned y gain per rate point (`*.y_q_scale` [R, C, 1, 1]) and one factorized
+z density per rate point (`BitEstimator` with `qp_num == R`). `respace` gives rate point i the gains at a
+fractional *position* p_i on the old rate axis (0 = old q0 ... R-1 = old top point): the log-gains are
+interpolated linearly between neighbouring points and extrapolated with the end segment's slope outside
+[0, R-1]. The z densities are taken from the nearest old point. The lambdas for training at the new points are
+interpolated the same way (log-linearly), so the model starts close to where its new lambdas pull it.
+
+    python -m model.train.respace --model assets/models/s2vc-tiny --positions=-0.8,0.3,1.5,3 \
+        --lambdas 16,56,200,1600 -o runs/respaced
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from model.entropy_models import BitEstimator
+from model.train.merge import load_any
+
+
+def _segment(position: float, count: int) -> tuple[int, float]:
+    """The old segment [i, i+1] used for `position`, and the fraction along it (may be <0 or >1 at the ends)."""
+    i = min(max(math.floor(position), 0), count - 2)
+    return i, position - i
+
+
+def interpolate_log(values: torch.Tensor, positions: Sequence[float]) -> torch.Tensor:
+    """Rows of positive `values` [R, ...] at fractional `positions`, log-linear (extrapolated at the ends)."""
+    if values.shape[0] < 2:
+        raise ValueError("respacing needs a model with at least two rate points")
+    if (values <= 0).any():
+        raise ValueError("log-linear interpolation needs positive values")
+    logs = values.double().log()
+    rows = []
+    for p in positions:
+        i, f = _segment(float(p), values.shape[0])
+        rows.append(torch.exp(logs[i] + f * (logs[i + 1] - logs[i])))
+    return torch.stack(rows).to(values.dtype)
+
+
+def respace(model: torch.nn.Module, positions: Sequence[float]) -> list[str]:
+    """Move `model`'s rate points to `positions` in place; returns the names of the tensors changed."""
+    num_rates = model.config.num_rates
+    if num_rates < 2:
+        raise ValueError("respacing needs a variable-rate model (at least two rate points)")
+    if len(positions) != num_rates:
+        raise ValueError(f"need {num_rates} positions (one per rate point {list(model.config.rate_names)}), "
+                         f"got {len(positions)}")
+    changed: list[str] = []
+    nearest = [min(max(math.floor(float(p) + 0.5), 0), num_rates - 1) for p in positions]  # ties go up
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("y_q_scale"):
+                param.copy_(interpolate_log(param.data.clamp_min(1e-3), positions))
+                changed.append(name)
+        for mod_name, module in model.named_modules():
+            if isinstance(module, BitEstimator) and module.qp_num == num_rates:
+                for name, param in module.named_parameters():
+                    param.copy_(param.data[nearest])
+                    changed.append(f"{mod_name}.{name}")
+    model.invalidate_hash()
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.train.respace", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="save_pretrained folder or training checkpoint folder")
+    parser.add_argument("--positions", required=True, help="comma-separated, one per rate point, low rate first")
+    parser.add_argument("--lambdas", help="the lambdas the model was trained with (comma-separated): prints the "
+                                          "interpolated lambdas for the new points")
+    parser.add_argument("-o", "--out", required=True)
+    args = parser.parse_args(argv)
+    positions = [float(v) for v in args.positions.split(",")]
+    model = load_any(args.model)
+    changed = respace(model, positions)
+    model.save_pretrained(args.out)
+    print(f"{len(changed)} per-rate tensors respaced to positions {positions}; written to {args.out}")
+    if args.lambdas:
+        old = torch.tensor([float(v) for v in args.lambdas.split(",")])
+        if len(old) != model.config.num_rates:
+            raise SystemExit(f"--lambdas needs {model.config.num_rates} values, got {len(old)}")
+        new = [round(float(v), 2) for v in interpolate_log(old, positions)]
+        print(f"lambdas for the new points: {json.dumps(new)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

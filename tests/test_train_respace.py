@@ -1,0 +1,90 @@
+"""Moving the rate points of a variable-rate model (model.train.respace)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import S2VC, tiny
+from model.loading import DEFAULT_MODEL_DIR
+from model.train.respace import interpolate_log, main, respace
+from tests.test_train_merge import SMALL
+
+
+def _model(seed: int = 0, **overrides) -> S2VC:
+    torch.manual_seed(seed)
+    model = S2VC(tiny().replace(**SMALL, **overrides))
+    with torch.no_grad():  # distinct, positive gains per rate point, as after training
+        for name, param in model.named_parameters():
+            if name.endswith("y_q_scale"):
+                param.copy_(torch.rand_like(param) + 0.5)
+    return model
+
+
+def test_interpolate_log_hits_the_old_points_and_interpolates_geometrically() -> None:
+    values = torch.tensor([[1.0, 2.0], [4.0, 2.0], [8.0, 8.0]])
+    out = interpolate_log(values, [0, 1, 2, 0.5, -1, 3])
+    assert torch.allclose(out[:3], values)
+    assert torch.allclose(out[3], torch.tensor([2.0, 2.0]))  # geometric mean of rows 0 and 1
+    assert torch.allclose(out[4], torch.tensor([0.25, 2.0]))  # row 0 * (row 0 / row 1)
+    assert torch.allclose(out[5], torch.tensor([16.0, 32.0]))  # row 2 * (row 2 / row 1)
+
+
+def test_interpolate_log_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least two"):
+        interpolate_log(torch.ones(1, 3), [0.0])
+    with pytest.raises(ValueError, match="positive"):
+        interpolate_log(torch.tensor([[1.0], [0.0]]), [0.5])
+
+
+def test_respace_moves_gains_and_z_densities_and_nothing_else() -> None:
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    old_hash = model.weights_hash
+    changed = respace(model, [-0.8, 0.3, 1.5, 3.0])
+    after = model.state_dict()
+    assert sorted(changed) == sorted(k for k in after if not torch.equal(before[k], after[k]))
+    assert {"intra.y_q_scale", "inter.y_q_scale"} <= set(changed)
+    assert sum(".bit_estimator_z." in k for k in changed) == 11  # f1..f4 h and b, f1..f3 a
+    for key in ("intra.y_q_scale", "inter.y_q_scale"):
+        g = before[key]
+        assert torch.allclose(after[key][3], g[3])
+        assert torch.allclose(after[key][2], (g[1] * g[2]).sqrt())
+        assert torch.allclose(after[key][0], g[0] * (g[0] / g[1]) ** 0.8)
+    for key in (k for k in changed if ".bit_estimator_z." in k):
+        assert [torch.equal(after[key][i], before[key][j]) for i, j in enumerate([0, 0, 2, 3])] == [True] * 4
+    assert model.weights_hash != old_hash
+
+
+def test_respace_lowers_the_bits_of_the_bundled_model_s_lowest_rate_point() -> None:
+    model = S2VC.from_pretrained(DEFAULT_MODEL_DIR).eval()
+    y, x = np.mgrid[0:64, 0:64]
+    clip = np.stack([np.stack([(x * 4 + t * 3) % 256, (y * 4) % 256, (x + y) * 2 % 256], -1) for t in range(2)])
+    clip = clip.astype(np.uint8)
+    bits_before = sum(model.estimate_bits(clip, 0))
+    respace(model, [-1.0, 1.0, 2.0, 3.0])
+    assert sum(model.estimate_bits(clip, 0)) < 0.9 * bits_before
+
+
+def test_respace_needs_one_position_per_rate_point_and_several_rate_points() -> None:
+    with pytest.raises(ValueError, match="need 4 positions"):
+        respace(_model(), [0.0, 1.0])
+    single = S2VC(tiny().replace(**SMALL, num_rates=1, rate_names=("default",)))
+    with pytest.raises(ValueError, match="at least two rate points"):
+        respace(single, [0.0])
+
+
+def test_cli_writes_a_loadable_model_and_prints_the_lambdas(tmp_path: Path, capsys) -> None:
+    _model().save_pretrained(tmp_path / "src")
+    assert main(["--model", str(tmp_path / "src"), "--positions=-1,0,1,2", "--lambdas", "4,16,64,256",
+                 "-o", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "lambdas for the new points: [1.0, 4.0, 16.0, 64.0]" in printed
+    moved = S2VC.from_pretrained(tmp_path / "out")
+    src = S2VC.from_pretrained(tmp_path / "src")
+    assert torch.allclose(moved.intra.y_q_scale[1:], src.intra.y_q_scale[:3])
+    assert math.isclose(moved.intra.y_q_scale[0, 0].item(),
+                        (src.intra.y_q_scale[0, 0] ** 2 / src.intra.y_q_scale[1, 0]).item(), rel_tol=1e-5)
