@@ -17,7 +17,6 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
