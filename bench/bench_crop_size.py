@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     lpips = STLPIPS()
     region = frames[:, h - REGION :, w - REGION :]
 
-    cases = [(f"region alone ({REGION}x{REGION})", region), ("2x2 tiling of the region (256x256)", np.tile(region, (1, 2, 2, 1)))]
-    cases += [(f"bottom-right {cw}x{ch} crop (WxH)", frames[:, h - ch :, w - cw :]) for ch, cw in SIZES if ch <= h and cw <= w]
+    cases = [(f"region alone ({REGION}x{REGION})", region),
+             (f"2x2 tiling of the region ({2 * REGION}x{2 * REGION})", np.tile(region, (1, 2, 2, 1)))]
+    cases += [(f"bottom-right {cw}x{ch} crop (WxH)", frames[:, h - ch :, w - cw :])
+              for ch, cw in SIZES if ch <= h and cw <= w]
     print(f"model {args.model or 'bundled'}, rate {model.rate_names[args.rate]}, {clip.name}, "
           f"first {args.frames} frames; ST-LPIPS (Alex, shift-tolerant) of the bottom-right {REGION}x{REGION} region")
     for name, content in cases:
