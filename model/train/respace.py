@@ -8,7 +8,7 @@ interpolated linearly between neighbouring points and extrapolated with the end 
 interpolated the same way (log-linearly), so the model starts close to where its new lambdas pull it.
 
     python -m model.train.respace --model assets/models/s2vc-tiny --positions=-0.8,0.3,1.5,3 \
-        --lambdas 16,56,200,1600 -o runs/respaced
+        --lambdas 16,56,200,1600 -o runs/respaced [--dtype float16]
 """
 from __future__ import annotations
 
@@ -76,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lambdas", help="the lambdas the model was trained with (comma-separated): prints the "
                                           "interpolated lambdas for the new points")
     parser.add_argument("-o", "--out", required=True)
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     args = parser.parse_args(argv)
     positions = [float(v) for v in args.positions.split(",")]
     model = load_any(args.model)
     changed = respace(model, positions)
-    model.save_pretrained(args.out)
+    model.save_pretrained(args.out, dtype=getattr(torch, args.dtype))
     print(f"{len(changed)} per-rate tensors respaced to positions {positions}; written to {args.out}")
     if args.lambdas:
         old = torch.tensor([float(v) for v in args.lambdas.split(",")])
