@@ -91,3 +91,12 @@ def test_cli_writes_a_loadable_model_and_prints_the_lambdas(tmp_path: Path, caps
     assert torch.allclose(moved.intra.y_q_scale[1:], src.intra.y_q_scale[:3], rtol=1e-3)  # float16 on disk
     assert math.isclose(moved.intra.y_q_scale[0, 0].item(),
                         (src.intra.y_q_scale[0, 0] ** 2 / src.intra.y_q_scale[1, 0]).item(), rel_tol=1e-3)
+
+
+def test_cli_rejects_bad_arguments_before_writing_anything(tmp_path: Path) -> None:
+    _model().save_pretrained(tmp_path / "src")
+    for extra in (["--positions=0,1,2"], ["--positions=0,1,x,3"], ["--positions=0,1,2,3", "--lambdas", "1,2"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["--model", str(tmp_path / "src"), "-o", str(tmp_path / "out"), *extra])
+        assert exc.value.code == 2
+        assert not (tmp_path / "out").exists()

@@ -78,16 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out", required=True)
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     args = parser.parse_args(argv)
-    positions = [float(v) for v in args.positions.split(",")]
+    try:
+        positions = [float(v) for v in args.positions.split(",")]
+        old = [float(v) for v in args.lambdas.split(",")] if args.lambdas else None
+    except ValueError as exc:
+        parser.error(f"--positions and --lambdas take comma-separated numbers ({exc})")
     model = load_any(args.model)
-    changed = respace(model, positions)
+    if old is not None and len(old) != model.config.num_rates:
+        parser.error(f"--lambdas needs {model.config.num_rates} values, got {len(old)}")
+    try:
+        changed = respace(model, positions)
+    except ValueError as exc:
+        parser.error(str(exc))
     model.save_pretrained(args.out, dtype=getattr(torch, args.dtype))
     print(f"{len(changed)} per-rate tensors respaced to positions {positions}; written to {args.out}")
-    if args.lambdas:
-        old = torch.tensor([float(v) for v in args.lambdas.split(",")])
-        if len(old) != model.config.num_rates:
-            raise SystemExit(f"--lambdas needs {model.config.num_rates} values, got {len(old)}")
-        new = [round(float(v), 2) for v in interpolate_log(old, positions)]
+    if old is not None:
+        new = [round(float(v), 2) for v in interpolate_log(torch.tensor(old), positions)]
         print(f"lambdas for the new points: {json.dumps(new)}")
     return 0
 
