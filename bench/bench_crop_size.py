@@ -46,12 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     clip = Path(args.clip)
     if not clip.exists():
         parser.error(f"clip not found: {clip} (pass --clip)")
-    frames = read_video(clip, frames=args.frames, fps=args.fps)
-    frames = frames[0] if isinstance(frames, tuple) else frames
+    frames, _ = read_video(clip, frames=args.frames, fps=args.fps)
     h, w = frames.shape[1:3]
     if h < REGION or w < REGION:
         parser.error(f"the clip is {w}x{h}; it needs at least {REGION}x{REGION}")
     model = load_model(args.model).eval()
+    if not 0 <= args.rate < len(model.rate_names):
+        parser.error(f"--rate must be 0..{len(model.rate_names) - 1} (rate points {model.rate_names})")
     lpips = STLPIPS()
     region = frames[:, h - REGION :, w - REGION :]
 
@@ -66,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             scores = lpips(_tensor(rec[:, -REGION:, -REGION:]), _tensor(region)).numpy()
         frame_cols = " ".join(f"{s:.3f}" for s in scores)
-        print(f"{name:>32}: P-frames {scores[1:].mean():.3f}   per frame {frame_cols}",
-              flush=True)
+        print(f"{name:>32}: P-frames {scores[1:].mean():.3f}   per frame {frame_cols}", flush=True)
     return 0
 
 
