@@ -34,11 +34,12 @@ def _taef2_decoder(model, path: str | None):  # -> callable latent -> [-1, 1] pi
     """TAEF2's own decoder for a TAEF2-based model, or (None, why)."""
     if model.config.vae_type != "taesd" or model.config.latent_channels != 32:
         return None, "the model's autoencoder is not TAEF2"
+    from model.errors import CheckpointError
     from model.taesd import load_taef2
 
     try:
         taef2 = load_taef2(path)
-    except (FileNotFoundError, OSError) as err:
+    except CheckpointError as err:
         return None, f"TAEF2 weights not found ({err}); pass --taef2 DIR"
     return (lambda z: taef2.decode(z) * 2 - 1), None
 

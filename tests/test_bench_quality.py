@@ -1,0 +1,78 @@
+"""The quality benchmarks used to pick checkpoints and to find where quality is lost, on a small random model."""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from model import S2VC, tiny
+from model.video_io import write_png_folder
+from tests.test_codec import clip
+from tests.test_train_merge import SMALL
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def bench(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return S2VC(tiny().replace(**SMALL)).save_pretrained(tmp_path_factory.mktemp("bench") / "small")
+
+
+@pytest.fixture(scope="module")
+def png_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("clip") / "frames"
+    write_png_folder(folder, clip(3, 80, 96))
+    return folder
+
+
+def test_center_crop_takes_the_centred_window() -> None:
+    frames = np.arange(2 * 6 * 8 * 3, dtype=np.uint8).reshape(2, 6, 8, 3)
+    out = bench("bench_quality").center_crop(frames, "4x2")
+    assert out.shape == (2, 2, 4, 3)
+    assert np.array_equal(out, frames[:, 2:4, 2:6])
+    assert bench("bench_quality").center_crop(frames, None) is frames
+    with pytest.raises(ValueError, match="larger than the 8x6 clip"):
+        bench("bench_quality").center_crop(frames, "10x2")
+
+
+def test_bench_quality_prints_one_line_per_rate(small_model: Path, png_clip: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("bench_quality").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "2",
+                                        "--crop", "64x64", "--rates", "0,3", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "frames, first 2 frames, 64x64"
+    assert [re.search(r" (q\d): ", line).group(1) for line in lines[1:]] == ["q0", "q3"]
+    bpp = [float(re.search(r"([\d.]+) bpp", line).group(1)) for line in lines[1:]]
+    assert all(b > 0 for b in bpp)
+
+
+def test_bench_quality_rejects_a_rate_the_model_lacks(small_model: Path, png_clip: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench("bench_quality").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "2",
+                                     "--rates", "4", "--threads", "1"])
+    assert exit_info.value.code == 2
+
+
+def test_bench_ceilings_rows(small_model: Path, png_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("bench_ceilings").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "3",
+                                         "--taef2", str(png_clip), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "autoencoder -> model decoder" in out
+    assert "autoencoder -> TAEF2 decoder: skipped, TAEF2 weights not found" in out  # --taef2 names no weights
+    rows = [line for line in out.splitlines() if " coded -> model decoder" in line]
+    assert [row.split()[0] for row in rows] == ["q0", "q1", "q2", "q3"]
+    lat_i, lat_p = (float(v) for v in rows[0].split()[-3:-1])
+    assert lat_i > 0 and lat_p > 0
