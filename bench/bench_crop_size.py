@@ -19,16 +19,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model import load_model
+from model.train.data import to_tensor
 from model.train.losses import STLPIPS
 from model.video_io import read_video
 
 BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
 REGION = 128
 SIZES = ((128, 256), (240, 128), (240, 256), (240, 416))
-
-
-def _tensor(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, content in cases:
         rec, _ = model.reconstruct(np.ascontiguousarray(content), args.rate)
         with torch.no_grad():
-            scores = lpips(_tensor(rec[:, -REGION:, -REGION:]), _tensor(region)).numpy()
+            scores = lpips(to_tensor(rec[:, -REGION:, -REGION:]), to_tensor(region)).numpy()
         frame_cols = " ".join(f"{s:.3f}" for s in scores)
         print(f"{name:>32}: P-frames {scores[1:].mean():.3f}   per frame {frame_cols}", flush=True)
     return 0

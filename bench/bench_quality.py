@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.train.data import to_tensor
 from model.train.losses import STLPIPS
 from model.train.merge import load_any
 from model.video_io import read_video
@@ -42,12 +43,9 @@ def score(model, frames: np.ndarray, rate: int, lpips: STLPIPS) -> tuple[float, 
     n, h, w = frames.shape[:3]
     mse = ((rec.astype(np.float64) - frames) ** 2).reshape(n, -1).mean(1)
     psnr = float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-12))))
-
-    def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
-
     with torch.no_grad():
-        st = torch.cat([lpips(tensor(rec[i : i + 8]), tensor(frames[i : i + 8])).flatten() for i in range(0, n, 8)])
+        st = torch.cat([lpips(to_tensor(rec[i : i + 8]), to_tensor(frames[i : i + 8])).flatten()
+                        for i in range(0, n, 8)])
     return sum(bits) / n / (h * w), psnr, float(st.mean())
 
 
