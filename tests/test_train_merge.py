@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from model import S2VC, tiny
-from model.train.merge import load_any, merge
+from model.train.merge import load_any, main, merge
 
 SMALL = dict(
     unet_block_out_channels=(16, 16, 32, 32), intra_unet_channels=(16, 32, 32), intra_pix_channels=8,
@@ -28,3 +28,19 @@ def test_merge_takes_exactly_the_stage_parameters(tmp_path: Path) -> None:
         expected = dict(b.named_parameters())[name] if from_b else dict(a.named_parameters())[name]
         assert torch.equal(param, expected), name
     assert base.weights_hash not in (a.weights_hash, b.weights_hash)
+
+
+def test_merge_averages_several_takes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    a, b, c = (S2VC(tiny().replace(**SMALL)) for _ in range(3))
+    for name, model in zip("abc", (a, b, c)):
+        model.save_pretrained(tmp_path / name)
+    assert main(["--base", str(tmp_path / "a"), "--take", str(tmp_path / "b"), str(tmp_path / "c"),
+                 "--stage", "decoder", "-o", str(tmp_path / "m")]) == 0
+    merged = dict(load_any(tmp_path / "m").named_parameters())
+    pb, pc = dict(b.named_parameters()), dict(c.named_parameters())
+    decoder = [name for name in merged if name.startswith("vae.model.decoder.")]
+    assert decoder
+    for name, param in a.named_parameters():
+        expected = (pb[name] + pc[name]) / 2 if name in decoder else param
+        torch.testing.assert_close(merged[name], expected, rtol=0, atol=1e-6, msg=name)
