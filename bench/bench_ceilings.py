@@ -7,7 +7,9 @@ latent MSE against the autoencoder encoder's latent of the input, bits per pixel
 - the autoencoder alone: its encoder's latent decoded by the model's decoder (the best any coded frame can look
   through that decoder), and, for TAEF2-based models, by TAEF2's own decoder (reference);
 - every rate point coded through the buffers: the generator's x0 latents decoded by the model's decoder (what
-  the codec delivers) and by TAEF2's decoder, with the latent error of the I-frame and of the P-frames apart.
+  the codec delivers) and by TAEF2's decoder, with the latent error of the I-frame and of the P-frames apart, and
+  the latent error that x0 would have without the U-Net's noise prediction (x0 = r / sqrt(abar), r the
+  `vae_reduction` of the control feature; same buffers): close to the coded error, the U-Net contributes little.
 If the latent error does not fall as the bits rise, the transforms, not the bits, limit the codec.
 """
 from __future__ import annotations
@@ -58,11 +60,24 @@ class Scores:
         return psnr, float(self.lpips(y, self.ref).mean())
 
 
-def code_clip(model, x: torch.Tensor, rate: int) -> tuple[torch.Tensor, list[str], list[float]]:
-    """x0 latents [T, C, h, w], frame types and estimated bits of the clip coded at `rate` through the buffers."""
-    dpb = DecodedPictureBuffer(model.config.reset_interval)
-    outs = [model.code_frame(dpb, rate, x=x[t : t + 1]) for t in range(x.shape[0])]
-    return torch.cat([o["latent"] for o in outs]), [o["frame_type"] for o in outs], [o["bits"] for o in outs]
+def code_clip(model, x: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Tensor, list[str], list[float]]:
+    """The clip coded at `rate` through the buffers: x0 latents [T, C, h, w], the same frames' x0 without the
+    U-Net's noise term (r / sqrt(abar); the buffers still get the real x0), frame types and estimated bits."""
+    unet, without_eps = model.unet, []
+    predict = unet.predict_x0
+
+    def recording(eps: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        without_eps.append(predict(torch.zeros_like(eps), r))
+        return predict(eps, r)
+
+    unet.predict_x0 = recording  # an instance attribute shadows the method for this clip only
+    try:
+        dpb = DecodedPictureBuffer(model.config.reset_interval)
+        outs = [model.code_frame(dpb, rate, x=x[t : t + 1]) for t in range(x.shape[0])]
+    finally:
+        del unet.predict_x0
+    latents = torch.cat([o["latent"] for o in outs])
+    return latents, torch.cat(without_eps), [o["frame_type"] for o in outs], [o["bits"] for o in outs]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,25 +103,29 @@ def main(argv: list[str] | None = None) -> int:
     taef2_decode, why = _taef2_decoder(model, args.taef2)
 
     print(f"model {args.model or 'bundled'}, {clip.name}, first {len(frames)} frames ({w}x{h})")
-    print(f"{'stage':<44} {'PSNR-RGB':>8} {'ST-LPIPS':>8} {'lat.MSE I':>9} {'lat.MSE P':>9} {'bpp':>7}")
-    row = "{:<44} {:>8.2f} {:>8.3f} {:>9} {:>9} {:>7}"
+    print(f"{'stage':<44} {'PSNR-RGB':>8} {'ST-LPIPS':>8} {'lat.MSE I':>9} {'lat.MSE P':>9} {'no U-Net':>9}"
+          f" {'bpp':>7}")
+    row = "{:<44} {:>8.2f} {:>8.3f} {:>9} {:>9} {:>9} {:>7}"
     with torch.no_grad():
         target = model.vae.encode(x)
         print(f"(latent variance of the input: {float(target.var()):.3f})")
-        print(row.format("autoencoder -> model decoder", *score(model.vae.decode(target)), "-", "-", "-"))
+        blank = ("-",) * 4
+        print(row.format("autoencoder -> model decoder", *score(model.vae.decode(target)), *blank))
         if taef2_decode is None:
             print(f"autoencoder -> TAEF2 decoder: skipped, {why}")
         else:
-            print(row.format("autoencoder -> TAEF2 decoder (reference)", *score(taef2_decode(target)), "-", "-", "-"))
+            print(row.format("autoencoder -> TAEF2 decoder (reference)", *score(taef2_decode(target)), *blank))
         for r, name in enumerate(model.rate_names):
-            latents, types, bits = code_clip(model, x, r)
+            latents, without_eps, types, bits = code_clip(model, x, r)
             err = ((latents - target) ** 2).flatten(1).mean(1)
             is_i = torch.tensor([t == FRAME_I for t in types])
             lat_i, lat_p = f"{float(err[is_i].mean()):.3f}", f"{float(err[~is_i].mean()):.3f}"
+            no_unet = f"{float(((without_eps - target) ** 2).mean()):.3f}"
             bpp = f"{sum(bits) / len(bits) / (h * w):.4f}"
-            print(row.format(f"{name} coded -> model decoder", *score(model.vae.decode(latents)), lat_i, lat_p, bpp))
+            errors = (lat_i, lat_p, no_unet, bpp)
+            print(row.format(f"{name} coded -> model decoder", *score(model.vae.decode(latents)), *errors))
             if taef2_decode is not None:
-                print(row.format(f"{name} coded -> TAEF2 decoder", *score(taef2_decode(latents)), lat_i, lat_p, bpp),
+                print(row.format(f"{name} coded -> TAEF2 decoder", *score(taef2_decode(latents)), *errors),
                       flush=True)
     return 0
 

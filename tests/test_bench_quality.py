@@ -74,5 +74,23 @@ def test_bench_ceilings_rows(small_model: Path, png_clip: Path, capsys: pytest.C
     assert "autoencoder -> TAEF2 decoder: skipped, TAEF2 weights not found" in out  # --taef2 names no weights
     rows = [line for line in out.splitlines() if " coded -> model decoder" in line]
     assert [row.split()[0] for row in rows] == ["q0", "q1", "q2", "q3"]
-    lat_i, lat_p = (float(v) for v in rows[0].split()[-3:-1])
-    assert lat_i > 0 and lat_p > 0
+    lat_i, lat_p, without_unet = (float(v) for v in rows[0].split()[-4:-1])
+    assert lat_i > 0 and lat_p > 0 and without_unet > 0
+    assert "no U-Net" in out
+
+
+def test_code_clip_without_unet_is_x0_of_a_silent_unet(small_model: Path) -> None:
+    code_clip = bench("bench_ceilings").code_clip
+    model = S2VC.from_pretrained(small_model).eval()
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        latents, without_eps, types, bits = code_clip(model, x, 1)
+        assert latents.shape == without_eps.shape == (3, model.config.latent_channels, 8, 8)
+        assert types == ["I", "reset", "P"] and len(bits) == 3
+        assert not torch.allclose(latents, without_eps)  # the random U-Net predicts some noise
+        assert "predict_x0" not in vars(model.unet)  # the method is restored
+        model.unet.conv_out.weight.zero_()
+        model.unet.conv_out.bias.zero_()
+        silent, without_eps, _, _ = code_clip(model, x, 1)
+    assert torch.equal(silent, without_eps)
