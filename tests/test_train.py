@@ -221,6 +221,35 @@ def test_one_step_then_resume(tmp_path: Path, taef2_files: Path) -> None:
     assert resumed.optimizer.state_dict()["state"]  # Adam moments came back too
 
 
+def test_ema_weights_resume_and_go_to_final(tmp_path: Path, taef2_files: Path) -> None:
+    from model.codec import S2VC
+    from model.train.loop import Trainer
+
+    torch.set_num_threads(1)
+    cfg = _small_config(tmp_path, ema_decay=0.5)
+    trainer = Trainer(cfg, items=_items())
+    trainer.run(steps=1)
+    names = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    live1 = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+
+    resumed = Trainer(cfg, items=_items())
+    final = resumed.run()  # resumes at step 1, trains step 2, writes final/
+    assert final is not None and resumed.ema.optimization_step == 2  # the average came back from the checkpoint
+    live2 = dict(resumed.model.named_parameters())
+    saved = dict(S2VC.from_pretrained(final).named_parameters())
+    decay = 2 / 11  # diffusers' warm-up (1 + n) / (10 + n) at n = 1, below the 0.5 cap; step 1 copied the weights
+    moved = [n for n in names if not torch.equal(live1[n], live2[n])]
+    assert moved
+    for name in moved:
+        expected = decay * live1[name] + (1 - decay) * live2[name].detach()
+        assert torch.allclose(saved[name], expected, atol=1e-6), name
+        assert not torch.equal(saved[name], live2[name].detach()), name
+    frozen = next(n for n, p in resumed.model.named_parameters() if not p.requires_grad)
+    assert torch.equal(saved[frozen], live2[frozen].detach())
+    with pytest.raises(ValueError, match="ema_decay"):
+        _small_config(tmp_path, ema_decay=1.0)
+
+
 def test_stages_train_the_right_parts() -> None:
     from model.codec import S2VC
     from model.config import tiny

@@ -91,6 +91,9 @@ class TrainConfig:
     mixed_precision: str = "bf16"  # used only when CUDA is present: "bf16", "fp16" or "no"
     gradient_checkpointing: bool = False
     trainable: list[str] = field(default_factory=list)  # empty: TRAINABLE[stage]
+    # > 0: keep an exponential moving average of the trained parameters (diffusers' EMAModel; its decay warms up
+    # as (1 + n) / (10 + n), capped here). Held-out evaluation and final/ use the averaged weights.
+    ema_decay: float = 0.0
 
     # rate-distortion
     lambdas: tuple[float, ...] = (16.0, 48.0, 144.0, 432.0)  # one per config.rate_names, low rate first
@@ -116,6 +119,8 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.decoder_input not in DECODER_INPUTS:
             raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {self.decoder_input!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.stage == "decoder" and not self.decode:
             raise ValueError("stage 'decoder' trains the decoder: decode must be on")
         if self.stage in P_STAGES and self.num_frames < 2:

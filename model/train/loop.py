@@ -7,6 +7,7 @@ every `checkpoint_every` steps and at exit; a run restarted with the same `out_d
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -14,6 +15,7 @@ import re
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +254,11 @@ class Trainer:
             optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
         self.coder, self.optimizer, self.scheduler = acc.prepare(coder, optimizer, scheduler)
         self.params = params
+        self.ema = None
+        if cfg.ema_decay > 0:
+            from diffusers.training_utils import EMAModel
+
+            self.ema = EMAModel(params, decay=cfg.ema_decay)
 
         self.disc = self.disc_opt = None
         if cfg.loss.adversarial_weight > 0:
@@ -262,6 +269,8 @@ class Trainer:
 
         self.state = TrainState()
         acc.register_for_checkpointing(self.state)
+        if self.ema is not None:
+            acc.register_for_checkpointing(self.ema)
 
         if items is None:
             with acc.main_process_first():
@@ -330,6 +339,8 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.step(self.params)
         terms = {k: acc.gather(v.detach()) for k, v in terms.items()}  # the global batch, for the log
         row = {"loss": float(acc.reduce(loss.detach(), "mean")), "grad_norm": float(grad_norm),
                **summarise(terms, acc.gather(rate), self.num_rates)}
@@ -347,12 +358,30 @@ class Trainer:
         self.disc_opt.zero_grad(set_to_none=True)
         return float(loss.detach())
 
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """The moving average in place of the trained parameters for the duration (nothing without `ema_decay`)."""
+        if self.ema is None:
+            yield
+            return
+        self.ema.store(self.params)
+        self.ema.copy_to(self.params)
+        try:
+            yield
+        finally:
+            self.ema.restore(self.params)
+
     # --- evaluation on the held-out items ---
     @torch.no_grad()
     def evaluate(self) -> list[dict[str, float]]:
-        """Mean bpp / PSNR / ST-LPIPS (as configured) of `eval_samples` held-out clips at every rate point."""
+        """Mean bpp / PSNR / ST-LPIPS (as configured) of `eval_samples` held-out clips at every rate point, with
+        the averaged weights when `ema_decay` is set."""
         if self.val_dataset is None:
             return []
+        with self.averaged_weights():
+            return self._evaluate()
+
+    def _evaluate(self) -> list[dict[str, float]]:
         cfg, data = self.cfg, self.val_dataset
         coder = self.accelerator.unwrap_model(self.coder)
         coder.eval()
@@ -422,8 +451,10 @@ class Trainer:
         final = self.out_dir / "final"
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            self.model.invalidate_hash()
-            self.model.save_pretrained(final)
+            with self.averaged_weights():
+                self.model.invalidate_hash()
+                self.model.save_pretrained(final)
+            self.model.invalidate_hash()  # the trained weights are back
             self.cfg.save(final / "train_config.json")
         self.accelerator.wait_for_everyone()
         return final
