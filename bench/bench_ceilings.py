@@ -11,6 +11,13 @@ latent MSE against the autoencoder encoder's latent of the input, bits per pixel
   the latent error that x0 would have without the U-Net's noise prediction (x0 = r / sqrt(abar), r the
   `vae_reduction` of the control feature; same buffers): close to the coded error, the U-Net contributes little.
 If the latent error does not fall as the bits rise, the transforms, not the bits, limit the codec.
+
+`--optimise N` then splits the I-frame's latent error at the top rate point between the codec's parts, by gradient
+descent (Adam, N steps) on the frame's own intermediate tensors with every network frozen:
+- the best continuous y_hat for the I-frame decoder (same semantic map): what the synthesis side can reach;
+- the best control feature f_pix for the one-step generator: what the U-Net and `vae_reduction` can reach.
+The gap from the coded error to the first is the analysis side's (encoder and quantisation), from the first to
+the second the I-frame decoder's, and the second is the generator's own.
 """
 from __future__ import annotations
 
@@ -80,6 +87,51 @@ def code_clip(model, x: torch.Tensor, rate: int) -> tuple[torch.Tensor, torch.Te
     return latents, torch.cat(without_eps), [o["frame_type"] for o in outs], [o["bits"] for o in outs]
 
 
+def descend(make_x0, start: torch.Tensor, target: torch.Tensor, steps: int, lr: float) -> float:
+    """Lowest latent MSE of `make_x0(v)` against `target` seen in `steps` Adam steps on v (from `start`)."""
+    v = start.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([v], lr=lr)
+    best = float("inf")
+    for _ in range(steps + 1):
+        loss = ((make_x0(v) - target) ** 2).mean()
+        best = min(best, loss.item())
+        (v.grad,) = torch.autograd.grad(loss, [v])  # no gradients for the (frozen) networks' weights
+        opt.step()
+    return best
+
+
+def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, steps: int) -> dict[str, float]:
+    """The I-frame's latent MSE at `rate`: coded, with the best y_hat for its decoder, with the best f_pix for the
+    generator (see the module docstring)."""
+    intra, unet = model.intra, model.unet
+    seen: dict[str, torch.Tensor] = {}
+    outputs = intra._outputs
+
+    def recording(y_hat: torch.Tensor, y_semantic: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.update(y_hat=y_hat, y_semantic=y_semantic)
+        return outputs(y_hat, y_semantic)
+
+    intra._outputs = recording  # an instance attribute shadows the method for this frame only
+    try:
+        with torch.no_grad():
+            out = intra(x, target, rate)
+    finally:
+        del intra._outputs
+    tokens = out["tokens"]
+
+    def generate(f_pix: torch.Tensor) -> torch.Tensor:
+        unet.set_mode("iframe")
+        eps, r, _ = unet(f_pix, tokens)
+        return unet.predict_x0(eps, r)
+
+    with torch.no_grad():
+        coded = float(((generate(out["f_pix"]) - target) ** 2).mean())
+    with torch.enable_grad():
+        best_y = descend(lambda y: generate(intra.dec(y, seen["y_semantic"])), seen["y_hat"], target, steps, 0.1)
+        best_f = descend(generate, out["f_pix"], target, steps, 0.05)
+    return {"coded": coded, "best y_hat": best_y, "best f_pix": best_f}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model folder (default: the bundled model)")
@@ -87,9 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=50.0)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--taef2", help="folder of the TAEF2 weights (default: the model package's lookup)")
+    parser.add_argument("--optimise", type=int, default=0, metavar="N",
+                        help="also split the I-frame's latent error at the top rate point (N Adam steps; ~300)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.optimise < 0:
+        parser.error("--optimise takes a number of steps >= 0")
     if args.frames < 2:
         parser.error("--frames must be at least 2 (an I-frame and a P-frame)")
     clip = Path(args.clip)
@@ -127,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             if taef2_decode is not None:
                 print(row.format(f"{name} coded -> TAEF2 decoder", *score(taef2_decode(latents)), *errors),
                       flush=True)
+    if args.optimise:
+        top = len(model.rate_names) - 1
+        split = split_iframe_error(model, x[:1], target[:1], top, args.optimise)
+        print(f"I-frame at {model.rate_names[top]}, latent MSE ({args.optimise} Adam steps, networks frozen): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in split.items()))
     return 0
 
 

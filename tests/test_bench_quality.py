@@ -59,6 +59,19 @@ def test_bench_quality_prints_one_line_per_rate(small_model: Path, png_clip: Pat
     assert all(b > 0 for b in bpp)
 
 
+def test_bench_quality_per_frame_lines_average_to_the_rate_line(small_model: Path, png_clip: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("bench_quality").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "3",
+                                        "--rates", "1", "--per-frame", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    frames = [line.split() for line in lines if line.startswith("  frame")]
+    assert [(f[1], f[2]) for f in frames] == [("0", "I"), ("1", "reset"), ("2", "P")]
+    mean_bpp = float(re.search(r"q1: ([\d.]+) bpp", lines[1]).group(1))
+    mean_st = float(re.search(r"ST-LPIPS ([\d.]+)", lines[1]).group(1))
+    assert np.mean([float(f[3]) for f in frames]) == pytest.approx(mean_bpp, abs=2e-4)
+    assert np.mean([float(f[-1]) for f in frames]) == pytest.approx(mean_st, abs=2e-3)
+
+
 def test_bench_quality_rejects_a_rate_the_model_lacks(small_model: Path, png_clip: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         bench("bench_quality").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "2",
@@ -77,6 +90,23 @@ def test_bench_ceilings_rows(small_model: Path, png_clip: Path, capsys: pytest.C
     lat_i, lat_p, without_unet = (float(v) for v in rows[0].split()[-4:-1])
     assert lat_i > 0 and lat_p > 0 and without_unet > 0
     assert "no U-Net" in out
+
+
+def test_bench_ceilings_splits_the_iframe_error(small_model: Path, png_clip: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("bench_ceilings").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "2",
+                                         "--taef2", str(png_clip), "--threads", "1", "--optimise", "5"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("I-frame at q3, latent MSE (5 Adam steps, networks frozen): ")
+    values = dict(re.findall(r"(coded|best y_hat|best f_pix) ([\d.]+)", line))
+    coded, best_y, best_f = (float(values[k]) for k in ("coded", "best y_hat", "best f_pix"))
+    assert best_f < coded and best_y <= coded  # descent from the coded tensors lowers the error
+
+
+def test_descend_reaches_a_reachable_target() -> None:
+    target = torch.randn(1, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    best = bench("bench_ceilings").descend(lambda v: 2 * v, torch.zeros_like(target), target, 200, 0.05)
+    assert best < 1e-4 < float((target**2).mean())
 
 
 def test_code_clip_without_unet_is_x0_of_a_silent_unet(small_model: Path) -> None:
