@@ -117,12 +117,9 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
             out = intra(x, target, rate)
     finally:
         del intra._outputs
-    tokens = out["tokens"]
 
     def generate(f_pix: torch.Tensor) -> torch.Tensor:
-        unet.set_mode("iframe")
-        eps, r, _ = unet(f_pix, tokens)
-        return unet.predict_x0(eps, r)
+        return unet.generate(f_pix, out["tokens"], "iframe")[0]
 
     with torch.no_grad():
         coded = float(((generate(out["f_pix"]) - target) ** 2).mean())
