@@ -55,9 +55,10 @@ def gaussian_likelihood(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """P(q) of a zero-mean Gaussian with `std` integrated over [q-1/2, q+1/2], made leaky (`leaky`).
 
     The end symbols -128 and 127 absorb the tails, as in the coder. Evaluated on |q| (the lower tail) for
-    numerical accuracy far from the mean.
+    numerical accuracy far from the mean. Computed in fp32 whatever the inputs' dtype: under bf16 autocast the
+    differences of nearby CDF values would lose almost every bit of precision.
     """
-    a = q.abs()
+    a, std = q.float().abs(), std.float()
     upper = torch.special.ndtr((0.5 - a) / std)
     lower = torch.special.ndtr((-0.5 - a) / std)
     lower = torch.where((q <= SYMBOL_MIN) | (q >= SYMBOL_MAX), 0.0, lower)
@@ -208,7 +209,9 @@ class BitEstimator(nn.Module):
         return torch.sigmoid(x)
 
     def likelihood(self, q: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """P(q) = CDF(q + 1/2) - CDF(q - 1/2) (end symbols absorb the tails), made leaky like the coder's pmfs."""
+        """P(q) = CDF(q + 1/2) - CDF(q - 1/2) (end symbols absorb the tails), made leaky like the coder's pmfs;
+        in fp32 whatever q's dtype (see `gaussian_likelihood`)."""
+        q = q.float()
         upper = torch.where(q >= SYMBOL_MAX, 1.0, self.cdf(q + 0.5, index))
         lower = torch.where(q <= SYMBOL_MIN, 0.0, self.cdf(q - 0.5, index))
         return leaky((upper - lower).clamp_min(0))

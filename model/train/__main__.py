@@ -1,7 +1,9 @@
 """Train S2VC: `python -m model.train --preset tiny-cpu-intra` (one process, CPU or one GPU), or on many GPUs:
 `accelerate launch --multi_gpu --num_processes 8 -m model.train --config run.json`.
 
-A run resumes from the latest checkpoint in its `out_dir`; `--steps N` stops after N more steps (CPU sessions).
+A run resumes from the latest checkpoint in its `out_dir`; `--steps N` stops after N more steps (CPU sessions);
+`--time-budget S` stops so that the last checkpoint, a held-out evaluation and final/ are written within S seconds
+of the start.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import logging
 import sys
 
+from model.train.budget import TimeBudget
 from model.train.config import PRESETS, TrainConfig, preset
 
 
@@ -46,17 +49,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="override config fields, e.g. --set batch_size=8 'lambdas=[8,32,128,512]'")
     parser.add_argument("--out", help="output folder (checkpoints, log.jsonl, final/)")
     parser.add_argument("--steps", type=int, help="stop after this many more steps (checkpointed, resumable)")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="stop in time to checkpoint, evaluate and write final/ within this many seconds")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     args = parser.parse_args(argv)
+    if args.time_budget is not None and args.time_budget <= 0:
+        parser.error(f"--time-budget must be positive, got {args.time_budget}")
+    budget = TimeBudget.seconds_from_now(args.time_budget)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = make_config(args)
+    try:
+        cfg = make_config(args)
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     from model.train.loop import Trainer
 
     trainer = Trainer(cfg)
-    final = trainer.run(args.steps)
+    final = trainer.run(args.steps, budget)
     if final is not None and trainer.accelerator.is_main_process:
         print(f"final model written to {final}")
     return 0

@@ -15,7 +15,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from model.train.budget import TimeBudget
 from model.train.config import P_STAGES, VAE_DECODER_PREFIX, TrainConfig, is_trainable
 from model.train.data import ClipDataset, StepSampler
 from model.train.losses import PatchDiscriminator, RateDistortionLoss, discriminator_loss
@@ -90,7 +91,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     from model.config import S2VCConfig, preset
 
     source = Path(cfg.init_from) if cfg.init_from else None
-    if source is not None and is_pretrained_folder(source):
+    if source is not None and not (source / "model.safetensors").is_file():
+        raise FileNotFoundError(f"init_from {source}: no model.safetensors there (a save_pretrained folder or a "
+                                "checkpoint folder of an earlier run)")
+    if source is not None and is_pretrained_folder(source):  # holds every weight: no TAEF2 files needed
         if cfg.model_config:
             raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config")
         if cfg.model_overrides:
@@ -162,6 +166,40 @@ def enable_gradient_checkpointing(model: nn.Module) -> int:
     return count
 
 
+def compile_modules(model: nn.Module, names: list[str], cuda: bool) -> list[str]:
+    """`torch.compile` the named sub-modules in place (parameter names unchanged); returns the compiled ones.
+
+    Only on CUDA, where fusing the many small kernels of a launch-bound step pays; elsewhere nothing is compiled
+    and a warning says so."""
+    if not names:
+        return []
+    if not cuda:
+        log.warning("compile_modules %s skipped: torch.compile is used on CUDA only", names)
+        return []
+    for name in names:
+        model.get_submodule(name).compile()
+    log.info("torch.compile on %s (the first steps include compilation)", ", ".join(names))
+    return list(names)
+
+
+def optimizer_kwargs(kernel: str) -> dict[str, bool]:
+    """torch.optim.AdamW's switch for an implementation of OPTIMIZER_KERNELS."""
+    return {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}[kernel]
+
+
+@contextlib.contextmanager
+def contiguous_weights(model: nn.Module, channels_last: bool) -> Iterator[None]:
+    """NCHW weights for the duration (safetensors stores only contiguous tensors), channels-last again after."""
+    if not channels_last:
+        yield
+        return
+    model.to(memory_format=torch.contiguous_format)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.channels_last)
+
+
 # ----------------------------------------------------------------------------------------------- helpers
 
 
@@ -223,7 +261,7 @@ class Trainer:
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
         self.cfg = cfg
-        cuda = torch.cuda.is_available()
+        self.cuda = cuda = torch.cuda.is_available()
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision if cuda else "no", cpu=not cuda,
             step_scheduler_with_optimizer=False,  # the schedule counts optimiser steps, whatever the process count
@@ -246,12 +284,17 @@ class Trainer:
         params = select_trainable(model, cfg.trainable_patterns)
         if cfg.gradient_checkpointing:
             log.info("gradient checkpointing on in %d sub-models", enable_gradient_checkpointing(model))
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.compiled = compile_modules(model, cfg.compile_modules, cuda)
         reset = cfg.cascade_reset_interval if cfg.stage == "cascade" else None
         coder = ClipCoder(model, cfg.decode, reset, iframe_grad=cfg.stage == "intra",
                           decoder_input=cfg.decoder_input if cfg.stage == "decoder" else None)
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                      **optimizer_kwargs(cfg.optimizer_kernel))
+        self.horizon = cfg.max_steps  # where the cosine ends: fewer steps when a time budget ends the run first
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
+            optimizer, lambda s: lr_factor(s, cfg.warmup_steps, self.horizon))
         self.coder, self.optimizer, self.scheduler = acc.prepare(coder, optimizer, scheduler)
         self.params = params
         self.ema = None
@@ -268,6 +311,7 @@ class Trainer:
         self.criterion = RateDistortionLoss(cfg.lambdas, cfg.loss, self.disc).to(acc.device)
 
         self.state = TrainState()
+        self.evaluated_at: int | None = None  # the step whose held-out figures were logged last
         acc.register_for_checkpointing(self.state)
         if self.ema is not None:
             acc.register_for_checkpointing(self.ema)
@@ -294,7 +338,8 @@ class Trainer:
         acc = self.accelerator
         path = self.out_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{self.state.step:08d}"
         acc.wait_for_everyone()
-        acc.save_state(str(path))
+        with contiguous_weights(self.model, self.cfg.channels_last):
+            acc.save_state(str(path))
         if acc.is_main_process:
             (path / "done").write_text(f"{self.state.step}\n")
             for old in checkpoints(self.out_dir)[:-self.cfg.keep_checkpoints]:
@@ -327,7 +372,7 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         self.set_modes()
         rate = batch_rates(cfg.seed, self.state.step, acc.process_index, frames.shape[0], self.num_rates)
-        frames, rate = frames.to(acc.device), rate.to(acc.device)
+        frames, rate = frames.to(acc.device, non_blocking=True), rate.to(acc.device)
         with acc.autocast():
             outs = self.coder(frames, rate)
             loss, terms = clip_loss(self.criterion, outs, frames, rate, cfg.stage)
@@ -406,52 +451,113 @@ class Trainer:
             with open(self.out_dir / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
 
-    def run(self, steps: int | None = None) -> Path | None:
-        """Resume, train `steps` more steps (default: up to cfg.max_steps), checkpoint, and write the final model
-        folder (returned) once cfg.max_steps is reached."""
+    def make_loader(self) -> DataLoader:
+        """Batches from the step the run resumes at; page-locked (for asynchronous copies) when asked, on CUDA."""
         cfg, acc = self.cfg, self.accelerator
-        self.resume()
-        total = cfg.max_steps if steps is None else min(cfg.max_steps, self.state.step + steps)
-        loader = DataLoader(
+        if cfg.pin_memory and not self.cuda:
+            log.info("pin_memory skipped: page-locked batches only help copies to a GPU")
+        return DataLoader(
             self.dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
             sampler=StepSampler(cfg.batch_size, self.state.step, acc.process_index, acc.num_processes),
-            persistent_workers=cfg.num_workers > 0,
+            persistent_workers=cfg.num_workers > 0, pin_memory=cfg.pin_memory and self.cuda,
         )
+
+    def timed(self, budget: TimeBudget, what: str, work: Callable[[], Any]) -> Any:
+        """Run `work`, recording its wall time in the budget as `what`."""
+        start = time.perf_counter()
+        result = work()
+        budget.record(what, time.perf_counter() - start)
+        return result
+
+    def evaluate_and_log(self, budget: TimeBudget) -> None:
+        """Log the held-out figures of the current step (once per step), timing them in the budget."""
+        if self.val_dataset is None or self.cfg.eval_samples <= 0 or self.evaluated_at == self.state.step:
+            return
+        self.evaluated_at = self.state.step
+        if self.accelerator.is_main_process:
+            for val in self.timed(budget, "eval", self.evaluate):
+                self.log({"step": self.state.step, "split": "val", **val})
+
+    def out_of_time(self, budget: TimeBudget) -> bool:
+        """Whether the budget leaves no room for another step, decided alike on every process."""
+        if budget.at is None:
+            return False
+        flag = torch.tensor([0.0 if budget.room_for_step() else 1.0], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, "sum").item() > 0)
+
+    def run(self, steps: int | None = None, budget: TimeBudget | None = None) -> Path | None:
+        """Resume, train `steps` more steps (default: up to cfg.max_steps), checkpoint, and write the final model
+        folder (returned) once cfg.max_steps is reached or the time `budget` ends the run (then it also evaluates
+        on the held-out items; the checkpoint, the evaluation and final/ all fit in the budget)."""
+        cfg, acc = self.cfg, self.accelerator
+        budget = budget or TimeBudget(None)
+        self.resume()
+        total = cfg.max_steps if steps is None else min(cfg.max_steps, self.state.step + steps)
+        loader = self.make_loader()
+        crops_per_step = cfg.batch_size * acc.num_processes * cfg.num_frames
+        first, step_seconds, reason = self.state.step, [], "steps"
         stop = {"signal": None}
         previous = signal.signal(signal.SIGTERM, lambda num, frame: stop.update(signal=num))
         try:
             batches = iter(loader)
             while self.state.step < total and stop["signal"] is None:
+                if self.out_of_time(budget):
+                    reason = "time_budget"
+                    break
                 start, start_cpu = time.perf_counter(), time.process_time()
                 row = self.train_step(next(batches))
                 self.state.step += 1
+                sec = time.perf_counter() - start
+                step_seconds.append(sec)
+                budget.record_step(sec)
+                self.horizon = budget.planned_steps(self.state.step, cfg.max_steps)
                 row = {"step": self.state.step, "stage": cfg.stage, "lr": self.scheduler.get_last_lr()[0],
-                       "sec": round(time.perf_counter() - start, 3),
-                       "cpu_sec": round(time.process_time() - start_cpu, 3), **row}
+                       "sec": round(sec, 3), "cpu_sec": round(time.process_time() - start_cpu, 3),
+                       "crops_per_sec": round(crops_per_step / sec, 2), **row}
                 self.log(row)
                 if self.state.step % cfg.log_every == 0 and acc.is_main_process:
-                    log.info("step %(step)d loss %(loss).4f bpp %(bpp).4f sec %(sec).2f", row)
-                if self.state.step % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if cfg.eval_every and self.state.step % cfg.eval_every == 0 and acc.is_main_process:
-                    for val in self.evaluate():
-                        self.log({"step": self.state.step, "split": "val", **val})
+                    log.info("step %(step)d loss %(loss).4f bpp %(bpp).4f sec %(sec).2f crops/s %(crops_per_sec).1f", row)
+                if self.state.step % cfg.checkpoint_every == 0 or (
+                        budget.at is not None and not budget.measured("checkpoint")):
+                    self.timed(budget, "checkpoint", self.save_checkpoint)
+                if (cfg.eval_every and self.state.step % cfg.eval_every == 0) or (
+                        budget.at is not None and not budget.measured("eval")):
+                    self.evaluate_and_log(budget)
         except KeyboardInterrupt:
             log.warning("interrupted at step %d", self.state.step)
             stop["signal"] = signal.SIGINT
         finally:
             signal.signal(signal.SIGTERM, previous)
+        if stop["signal"] is not None:
+            reason = "signal"
+        elif self.state.step >= cfg.max_steps:
+            reason = "max_steps"
         if not checkpoints(self.out_dir) or checkpoints(self.out_dir)[-1].name != f"{CHECKPOINT_PREFIX}{self.state.step:08d}":
             self.save_checkpoint()
-        if stop["signal"] is not None or self.state.step < cfg.max_steps:
+        self.log_summary(first, step_seconds, crops_per_step, reason)
+        if reason not in ("max_steps", "time_budget"):
             return None
+        self.evaluate_and_log(budget)
         return self.save_final()
+
+    def log_summary(self, first: int, step_seconds: list[float], crops_per_step: int, reason: str) -> None:
+        """One `"split": "summary"` line: steps run, wall seconds, steps/s and crops/s (the first step, which
+        includes warm-up and compilation, left out when there are others), and why the run stopped."""
+        timed = step_seconds[1:] or step_seconds
+        rate = len(timed) / sum(timed) if timed else 0.0
+        row = {"step": self.state.step, "split": "summary", "stage": self.cfg.stage, "steps": len(step_seconds),
+               "first_step": first, "seconds": round(sum(step_seconds), 3), "steps_per_sec": round(rate, 4),
+               "crops_per_sec": round(rate * crops_per_step, 2), "stopped": reason}
+        self.log(row)
+        if self.accelerator.is_main_process:
+            log.info("%(stage)s: %(steps)d steps in %(seconds).1f s, %(steps_per_sec).3f steps/s, "
+                     "%(crops_per_sec).1f crops/s, stopped by %(stopped)s", row)
 
     def save_final(self) -> Path:
         final = self.out_dir / "final"
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            with self.averaged_weights():
+            with contiguous_weights(self.model, self.cfg.channels_last), self.averaged_weights():
                 self.model.invalidate_hash()
                 self.model.save_pretrained(final)
             self.model.invalidate_hash()  # the trained weights are back
