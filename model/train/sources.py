@@ -8,12 +8,15 @@ A source spec is a string:
   ``images:PATH``       still images (a file or a folder); clips get synthetic camera motion
   ``skimage``           natural images bundled with scikit-image (offline)
   ``gradio``            sample videos and photos bundled with gradio (offline)
+  ``pack:PATH``         a data pack built by ``python -m model.train.pack`` (JPEG frames and a manifest); its items
+                        keep the keys of the sources they came from, so the held-out split is the same
 
 BasketballPass is the evaluation clip: naming it raises :class:`EvalDataError`; folder scans skip it.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import tempfile
@@ -35,6 +38,8 @@ SKIMAGE_NAMES = (
 GRADIO_VIDEOS = ("a.mp4", "b.mp4", "world.mp4")
 GRADIO_IMAGES = ("cheetah.jpg", "cheetah1.jpg", "groot.jpeg", "lion.jpg", "tower.jpg")
 CACHE_VERSION = 1
+PACK_MANIFEST = "manifest.json"
+PACK_FORMAT = 1
 
 
 class EvalDataError(ValueError):
@@ -201,6 +206,34 @@ def _gradio_dir() -> Path:
     return Path(spec.origin).parent / "media_assets"
 
 
+def _pack_items(path: Path, cache_dir: Path, max_short_side: int, max_frames: int,
+                exclude: tuple[str, ...]) -> list[ClipItem]:
+    """The items of a data pack (see `model.train.pack`), checked against its manifest."""
+    manifest_file = path / PACK_MANIFEST
+    if not manifest_file.is_file():
+        raise FileNotFoundError(f"{path} is not a data pack: no {PACK_MANIFEST} (build one with "
+                                "python -m model.train.pack)")
+    manifest = json.loads(manifest_file.read_text())
+    if manifest.get("format") != PACK_FORMAT:
+        raise ValueError(f"{manifest_file}: pack format {manifest.get('format')!r}, expected {PACK_FORMAT}")
+    items = []
+    for entry in manifest["items"]:
+        if any(pattern in entry["key"] for pattern in exclude):
+            continue
+        folder = path / entry["folder"]
+        found = len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0
+        if found != entry["frames"]:
+            raise ValueError(f"data pack {path}: {folder.name} holds {found} frames, the manifest says "
+                             f"{entry['frames']}")
+        if entry["still"]:
+            frames = _load_image(folder / "000000.jpg", max_short_side)[None]
+        else:
+            frames = _cached("frames", folder, cache_dir, lambda f=folder: _decode_frames(
+                f, max_short_side, max_frames), max_short_side, max_frames)
+        items.append(ClipItem(entry["key"], frames, still=entry["still"]))
+    return items
+
+
 def load_source(spec: str, cache_dir: Path, max_short_side: int = 480, max_frames: int = 300,
                 exclude: tuple[str, ...] = ()) -> list[ClipItem]:
     """Items of one source spec (see the module docstring), minus those whose key contains a pattern of `exclude`."""
@@ -248,7 +281,10 @@ def _load_source(spec: str, cache_dir: Path, max_short_side: int, max_frames: in
     if kind == "images":
         files = keep([path] if path.is_file() else _listed(path, IMAGE_EXTS))
         return [ClipItem(item_key(p), _load_image(p, max_short_side)[None], still=True) for p in files]
-    raise ValueError(f"unknown source kind {kind!r} in {spec!r}; use video:, frames:, yuv:, images:, skimage, gradio")
+    if kind == "pack":
+        return _pack_items(path, cache_dir, max_short_side, max_frames, exclude)
+    raise ValueError(f"unknown source kind {kind!r} in {spec!r}; use video:, frames:, yuv:, images:, pack:, skimage, "
+                     "gradio")
 
 
 def load_sources(
