@@ -13,30 +13,15 @@ import logging
 import sys
 
 from model.train.budget import TimeBudget
-from model.train.config import PRESETS, TrainConfig, preset
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """`key=value` pairs; values are JSON when they parse as JSON, strings otherwise."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+from model.train.config import PRESETS, TrainConfig, parse_overrides, preset
 
 
 def make_config(args: argparse.Namespace) -> TrainConfig:
-    data = (TrainConfig.load(args.config) if args.config else preset(args.preset)).to_dict()
-    for key, value in parse_overrides(args.set).items():
-        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) and isinstance(value, dict) else value
+    cfg = TrainConfig.load(args.config) if args.config else preset(args.preset)
+    changes = parse_overrides(args.set)
     if args.out:
-        data["out_dir"] = args.out
-    return TrainConfig.from_dict(data)
+        changes["out_dir"] = args.out
+    return cfg.overridden(changes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,6 +164,28 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
+    def overridden(self, changes: dict[str, Any]) -> "TrainConfig":
+        """This config with `changes` applied, checked like a loaded file; a dict merges into a dict field."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            merge = isinstance(data.get(key), dict) and isinstance(value, dict)
+            data[key] = {**data[key], **value} if merge else value
+        return TrainConfig.from_dict(data)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs (the command lines' `--set`); values are JSON when they parse as JSON, else strings."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
 
 LATENT_ONLY = LossWeights(pixel_weight=0.0, latent_weight=0.05)  # ~ pixel-MSE units for TAEF2 (white noise: 0.025)
 PERCEPTUAL = LossWeights(pixel_weight=1.0, perceptual_weight=0.05, latent_weight=0.05)
