@@ -532,12 +532,15 @@ class Trainer:
             reason = "signal"
         elif self.state.step >= cfg.max_steps:
             reason = "max_steps"
-        if not checkpoints(self.out_dir) or checkpoints(self.out_dir)[-1].name != f"{CHECKPOINT_PREFIX}{self.state.step:08d}":
+        idle = reason == "time_budget" and not step_seconds  # no time for one step: pass the model on as it is
+        last = checkpoints(self.out_dir)
+        if not idle and (not last or last[-1].name != f"{CHECKPOINT_PREFIX}{self.state.step:08d}"):
             self.save_checkpoint()
         self.log_summary(first, step_seconds, crops_per_step, reason)
         if reason not in ("max_steps", "time_budget"):
             return None
-        self.evaluate_and_log(budget)
+        if not idle:
+            self.evaluate_and_log(budget)
         return self.save_final()
 
     def log_summary(self, first: int, step_seconds: list[float], crops_per_step: int, reason: str) -> None:
