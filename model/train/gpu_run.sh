@@ -13,6 +13,12 @@ BUDGET=${BUDGET:-480}
 RUN=${RUN:-/tmp/s2vc-gpu-run}
 RESULT=$RUN-result
 STAGES="decoder-ft cascade inter intra-ft intra"  # the recipe's stages, last first
+# The bundled model's (v6) lambdas and losses (assets/models/s2vc-tiny/README.md, stage 6), so that its rate points
+# stay where they are and the decoded stages keep its perceptual weighting (the decoder stage keeps equal lambdas)
+L='[2.946,23.3,93.18,565.69]'
+LOSS='{"pixel_weight":0.5,"perceptual_weight":0.15,"latent_weight":0.05}'
+V6=("intra.lambdas=$L" "intra-ft.lambdas=$L" "inter.lambdas=$L" "cascade.lambdas=$L" "intra-ft.loss=$LOSS"
+    'cascade.decode=true' "cascade.loss=$LOSS" 'decoder-ft.loss={"pixel_weight":1.0,"perceptual_weight":0.2}')
 
 python -m pip install -q --no-index --find-links .whl diffusers constriction stlpips-pytorch
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -21,7 +27,7 @@ mkdir -p "$RESULT"
 status=0
 timeout --signal=TERM --kill-after=20 $((${BUDGET%.*} + 45)) \
     python -m model.train.recipe --out "$RUN" --time-budget "$BUDGET" \
-    --set 'sources=["pack:train_pack","skimage"]' > "$RESULT/recipe.log" 2>&1 || status=$?
+    --set 'sources=["pack:train_pack","skimage"]' "${V6[@]}" > "$RESULT/recipe.log" 2>&1 || status=$?
 tail -n 12 "$RESULT/recipe.log"
 
 final=""
