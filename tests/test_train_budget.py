@@ -14,7 +14,7 @@ from model.config import tiny
 from model.entropy_models import BitEstimator, gaussian_likelihood
 from model.train.budget import TimeBudget
 from model.train.loop import Trainer, checkpoints
-from tests.test_train import SMALL, _items, _small_config, taef2_files  # noqa: F401 (fixture)
+from tests.test_train import SMALL, _items, _small_config
 
 
 @pytest.fixture

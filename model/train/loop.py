@@ -516,7 +516,8 @@ class Trainer:
                        "crops_per_sec": round(crops_per_step / sec, 2), **row}
                 self.log(row)
                 if self.state.step % cfg.log_every == 0 and acc.is_main_process:
-                    log.info("step %(step)d loss %(loss).4f bpp %(bpp).4f sec %(sec).2f crops/s %(crops_per_sec).1f", row)
+                    log.info("step %(step)d loss %(loss).4f bpp %(bpp).4f sec %(sec).2f crops/s %(crops_per_sec).1f",
+                             row)
                 if self.state.step % cfg.checkpoint_every == 0 or (
                         budget.at is not None and not budget.measured("checkpoint")):
                     self.timed(budget, "checkpoint", self.save_checkpoint)
