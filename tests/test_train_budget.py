@@ -180,3 +180,14 @@ def test_init_from_a_pretrained_folder_needs_no_taef2_files(tmp_path: Path, init
         Trainer(_small_config(tmp_path / "fresh"), items=_items())
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
         Trainer(_config(tmp_path / "missing", tmp_path / "nowhere"), items=_items())
+
+
+def test_cli_refuses_a_bad_budget_or_override_in_one_line(capsys: pytest.CaptureFixture) -> None:
+    from model.train.__main__ import main
+
+    for argv, message in ((["--time-budget", "0"], "--time-budget must be positive"),
+                          (["--set", "nope=1"], "unknown training config keys: nope"),
+                          (["--set", "compile_modules=[\"vae\"]"], "compile_modules names unknown sub-modules")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
