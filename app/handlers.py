@@ -9,6 +9,7 @@ import contextlib
 import functools
 import os
 import platform
+import shutil
 import threading
 import time
 import zipfile
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from app import engine, players
+from app.compose import enlarge
 from app.inputs import Clip, InputError, load_clip
 from app.lanes import Lane, Post, lower_priority, run_lanes
 from app.model_slot import ModelSlot
@@ -268,7 +270,7 @@ def _encode(work: Work, job: Job) -> tuple[Done, Any]:
                                                    work.out / "bitstreams", work.metrics)
     except Exception as exc:  # one failing encoder must not stop the others
         return Done(job, None, str(exc)), None
-    record["key"] = f"{record['label']} · {engine.preset_of(record)} · {record['kbps']:.1f} kbps"
+    record["key"] = engine.record_key(record)
     stem = Path(record["bitstream"]).stem
     np.save(work.out / f"{stem}.npy", result.decoded)
     record["decoded"] = str(work.out / f"{stem}.npy")
@@ -313,6 +315,16 @@ def run_conditions(clip: dict, slot: ModelSlot) -> dict:
     return {"clip": f"{clip['name']}, {clip['width']}x{clip['height']}, {clip['count']} frames from frame "
                     f"{clip['start']} at {clip['fps']:g} fps", "preparation": "; ".join(clip["notes"]) or "none",
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
+
+
+def open_run(path: str | Path | None, session: Path, sequence: str | None = None) -> tuple[dict, dict]:
+    """The clip and run state of a saved run (the exported zip, or a results folder), as after a live run; no
+    model is needed. Its files go into a fresh run folder of the session."""
+    from app.bundle import open_saved
+
+    if not path:
+        raise InputError("Choose the exported .zip (or give a results folder) to open a saved run.")
+    return open_saved(path, run_dir(session, f"opened-{time.strftime('%H%M%S')}"), sequence)
 
 
 # ---------------------------------------------------------------- results
@@ -409,14 +421,14 @@ def frame_views(clip: dict, state: dict | None, a: str, b: str, frame: int, cent
     frames_a, frames_b = _frames_for(a, clip, state), _frames_for(b, clip, state)
     index = int(np.clip(frame, 0, len(frames_a) - 1))
     img_a, img_b = np.asarray(frames_a[index]), np.asarray(frames_b[index])
-    crop = _crop_box(img_a.shape, center_x, center_y, int(zoom))
-    crop_a, crop_b = (_enlarge(img[crop], int(zoom)) for img in (img_a, img_b))
+    crop = crop_box(img_a.shape, center_x, center_y, int(zoom))
+    crop_a, crop_b = (enlarge(img[crop], int(zoom)) for img in (img_a, img_b))
     diff = np.abs(img_a.astype(np.int16) - img_b.astype(np.int16)).max(axis=2)
     diff = np.clip(diff * 4, 0, 255).astype(np.uint8)
     return (img_a, img_b), (crop_a, crop_b), np.repeat(diff[..., None], 3, axis=2)
 
 
-def _crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: int) -> tuple[slice, slice]:
+def crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: int) -> tuple[slice, slice]:
     height, width = shape[:2]
     ch, cw = max(height // zoom, 8), max(width // zoom, 8)
     top = int(np.clip(center_y * height - ch / 2, 0, height - ch))
@@ -424,36 +436,52 @@ def _crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: in
     return slice(top, top + ch), slice(left, left + cw)
 
 
-def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour enlargement so that coding artefacts stay visible as pixels."""
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
 # ---------------------------------------------------------------- downloads
 
 
 def export_files(state: dict | None) -> dict[str, Any]:
-    """Write results (JSON, CSV), RD figures (HTML, PNG), decoded videos, the HTML report and a zip of everything."""
-    from app import report
+    """Write results (JSON, CSV), RD figures (HTML, PNG), decoded videos, the HTML report and a zip of everything;
+    the zip also holds the original, the previews and `studio.json`, so that the app can open it again."""
+    from app import bundle, report
 
     if not records(state):
         return {"files": [], "zip": None, "report": None, "messages": []}
     out, clip = Path(state["dir"]), state["clip"]
     files: list[Path] = [Path(r["bitstream"]) for r in records(state)]
+    decoded, previews = {}, {}
     for r in player_records(state):
-        files.append(players.write_lossless(load_frames(r["decoded"]), clip["fps"],
-                                            out / "decoded" / f"{Path(r['bitstream']).stem}.mkv"))
+        decoded[r["key"]] = players.write_lossless(load_frames(r["decoded"]), clip["fps"],
+                                                   out / "decoded" / f"{Path(r['bitstream']).stem}.mkv")
+        previews[r["key"]] = _copy_into(Path(r["preview"]), out / "previews")
+    files += decoded.values()
     saved, png_error = engine.save(state["results"], out)
     files += saved
     report_path = report.write_report(state, rd_figures(state), results_table(state), bd_table(state),
                                       out / "report.html")
     files.append(report_path)
+    original = players.write_lossless(load_frames(clip["frames"]), clip["fps"], out / bundle.ORIGINAL_FILE)
+    original_preview = _copy_into(Path(clip["preview"]), out / "previews", "original.mp4")
+    manifest = bundle.write_manifest(state, out, decoded, previews, original, original_preview)
     zip_path = out / "s2vc_studio_results.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
+        for path in [*files, original, *previews.values(), original_preview, manifest]:
             archive.write(path, path.relative_to(out))
     return {"files": [str(p) for p in files], "zip": str(zip_path), "report": str(report_path),
             "messages": [png_error] if png_error else []}
+
+
+def _copy_into(path: Path, folder: Path, name: str | None = None) -> Path:
+    """`path` inside `folder` (a hard link or copy when it lies elsewhere)."""
+    target = folder / (name or path.name)
+    if path.resolve() == target.resolve():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copyfile(path, target)
+    return target
 
 
 def model_markdown(slot: ModelSlot) -> str:
