@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app import engine, players
+from app import engine, players, session
 from app.compose import enlarge
 from app.inputs import Clip, InputError, load_clip
 from app.lanes import Lane, Post, lower_priority, run_lanes
 from app.model_slot import ModelSlot
 from app.settings import Limits, sample_clips
-from app.session import run_dir
 
 Progress = Callable[[float, str], None]
 ORIGINAL = "original"
@@ -46,7 +45,7 @@ KEPT_INPUTS = 3  # loaded clips kept per session (older ones are deleted; a show
 
 def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None, raw_height: float | None,
                  raw_fps: float | None, start: float | None, count: float | None, downscale: str, limits: Limits,
-                 session: Path, current: dict | None = None) -> dict:
+                 session_path: Path, current: dict | None = None) -> dict:
     """Load and check the uploaded clip, else the chosen sample; saves frames and a preview in the session folder.
 
     Returns `current` unchanged when it was loaded from the same file with the same settings."""
@@ -62,16 +61,16 @@ def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None
         return current
     clip = load_clip(path, limits, start=int(start or 0), count=int(count) if count else None, downscale=downscale,
                      raw_size=raw, raw_fps=float(raw_fps or 0))
-    return save_clip(clip, session) | {"signature": signature}
+    return save_clip(clip, session_path) | {"signature": signature}
 
 
 def _mtime(path: str | Path | None) -> float | None:
     return Path(path).stat().st_mtime if path and Path(path).is_file() else None
 
 
-def save_clip(clip: Clip, session: Path) -> dict:
+def save_clip(clip: Clip, session_path: Path) -> dict:
     """Store a clip's frames and preview in the session folder (keeping the last few) and describe it."""
-    folder = Path(session) / "input"
+    folder = Path(session_path) / "input"
     folder.mkdir(parents=True, exist_ok=True)
     for old in sorted(folder.glob("frames-*.npy"))[:-(KEPT_INPUTS - 1)]:
         old.unlink(missing_ok=True)
@@ -160,7 +159,7 @@ class Work:
 
 
 def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], metrics: list[str],
-                   session: Path, slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
+                   session_path: Path, slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
     """Code the clip with each codec at each rate (main rate first) and measure `metrics`; yields the run state
     after every finished step. The state's `results` is a comparisons results dict.
 
@@ -173,7 +172,7 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
         raise InputError("Tick at least one codec.")
     if not metrics:
         raise InputError("Tick at least one metric.")
-    out = run_dir(session, f"{time.strftime('%H%M%S')}")
+    out = session.run_dir(session_path, f"{time.strftime('%H%M%S')}")
     frames = np.array(load_frames(clip["frames"]))  # a writable copy in memory
     results = engine.new_results(clip, frames, rates, metrics)
     state: dict[str, Any] = {"dir": str(out), "results": results, "messages": [], "primary_kbps": rates[0],
@@ -194,16 +193,50 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
                  if c not in results["unavailable"]["codecs"]}
     work = Work(frames, clip["fps"], out, metrics, rates[0], instances, {c: choices[c].label for c in instances})
     order = [Job(kbps, codec) for kbps in rates for codec in instances]
-    lanes = _lanes(work, order)
-    if len(lanes) > 1:
+    if "s2vc" in instances and len(instances) > 1:
         state["conditions"]["timing"] = ("S2VC and the baselines were coded at the same time on the shared CPU "
                                          "(the baselines at a lower priority): their seconds include that")
+    yield from _stream(state, work, order, session_path, progress)
+
+
+def match_s2vc(state: dict, session_path: Path, progress: Progress = _no_progress) -> Iterator[dict]:
+    """Code the run's baselines again at the bitrate S2VC really reached (when it could not reach the target),
+    with the same presets and metrics; S2VC's result stays, and the players show it beside the new encodes."""
+    s2vc = next((r for r in player_records(state) if r["codec"] == "s2vc"), None)
+    if s2vc is None:
+        raise InputError("There is no S2VC result to match.")
+    baselines = {r["codec"]: r for r in player_records(state) if r["codec"] != "s2vc"}
+    if not baselines:
+        raise InputError("There are no baselines to run again: tick some and run.")
+    kbps = round(s2vc["kbps"], 1)
+    results = state["results"]
+    kept = [r if r is s2vc else {k: v for k, v in r.items() if k != "preview"} for r in results["records"]]
+    results = results | {"records": kept, "failures": list(results["failures"]),
+                         "test_conditions": results["test_conditions"] | {
+                             "targets_kbps": [*results["test_conditions"]["targets_kbps"], kbps]}}
+    new = {**state, "results": results, "messages": list(state["messages"]), "primary_kbps": kbps, "done": False}
+    labels = {c: r["label"] for c, r in baselines.items()}
+    codecs = {c: engine.make_codec(c, str(r["settings"].get("preset", ""))) for c, r in baselines.items()}
+    frames = np.array(load_frames(state["clip"]["frames"]))
+    work = Work(frames, state["clip"]["fps"], Path(state["dir"]), list(results["metrics"]), kbps, codecs, labels)
+    yield from _stream(new, work, [Job(kbps, c) for c in codecs], session_path, progress)
+
+
+def _stream(state: dict, work: Work, order: list[Job], session_path: Path, progress: Progress) -> Iterator[dict]:
+    """Run the jobs in their lanes, putting each finished step into `state` (after the records it already has) and
+    yielding a snapshot; stops, and leaves nothing, when the browser session closes."""
     shown: dict[Job, dict] = {}
+    kept = list(state["results"]["records"])
     running: dict[str, str] = {}
     steps = len(order) + sum(job.codec == "s2vc" for job in order)  # encodes, then S2VC's decoder checks
     finished = 0
-    with contextlib.closing(run_lanes(lanes)) as events:
+    stop = threading.Event()
+    session.watch(session_path, stop)  # a closed tab stops the run; what it was still writing goes too
+    lanes = run_lanes(_lanes(work, order), stop, functools.partial(session.discard_if_closed, session_path))
+    with contextlib.closing(lanes) as events:
         for event in events:
+            if session.is_closed(session_path):
+                return
             lane = "s2vc" if event.job.codec == "s2vc" else "baselines"
             if isinstance(event, Step):
                 running[lane] = f"{work.labels[event.job.codec]} @ {event.job.kbps:g} kbps: {event.what}"
@@ -211,7 +244,7 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
                 running.pop(lane, None)
                 failed_s2vc = event.record is None and event.job.codec == "s2vc"
                 finished += 2 if failed_s2vc else 1  # a failed S2VC encode has no decoder check to wait for
-                _apply(state, shown, order, event, work.labels[event.job.codec])
+                _apply(state, shown, kept, order, event, work.labels[event.job.codec])
             progress(finished / steps, " · ".join(running.values()) or "finishing")
             if isinstance(event, Done):
                 yield _snapshot(state)
@@ -287,8 +320,9 @@ def _check(work: Work, job: Job, record: dict, result: Any) -> Done:
         return Done(job, record | {"decoder_check": f"failed: {exc}"}, f"decoder check failed: {exc}")
 
 
-def _apply(state: dict, shown: dict[Job, dict], order: list[Job], done: Done, label: str) -> None:
-    """Put a finished step into the run state: records in the run's job order, failures and messages."""
+def _apply(state: dict, shown: dict[Job, dict], kept: list[dict], order: list[Job], done: Done, label: str) -> None:
+    """Put a finished step into the run state: records (after the `kept` ones) in the run's job order, failures
+    and messages."""
     results, name = state["results"], f"{label} @ {done.job.kbps:g} kbps"
     if done.record is None:
         results["failures"].append({"codec": done.job.codec, "target_kbps": done.job.kbps, "error": done.error})
@@ -300,7 +334,7 @@ def _apply(state: dict, shown: dict[Job, dict], order: list[Job], done: Done, la
         if reason not in state["messages"]:
             state["messages"].append(reason)
     shown[done.job] = done.record
-    results["records"] = [shown[job] for job in order if job in shown]
+    results["records"] = kept + [shown[job] for job in order if job in shown]
 
 
 def _snapshot(state: dict) -> dict:
@@ -317,17 +351,66 @@ def run_conditions(clip: dict, slot: ModelSlot) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
 
 
-def open_run(path: str | Path | None, session: Path, sequence: str | None = None) -> tuple[dict, dict]:
+def open_run(path: str | Path | None, session_path: Path, sequence: str | None = None) -> tuple[dict, dict]:
     """The clip and run state of a saved run (the exported zip, or a results folder), as after a live run; no
     model is needed. Its files go into a fresh run folder of the session."""
     from app.bundle import open_saved
 
     if not path:
         raise InputError("Choose the exported .zip (or give a results folder) to open a saved run.")
-    return open_saved(path, run_dir(session, f"opened-{time.strftime('%H%M%S')}"), sequence)
+    clip, state = open_saved(path, session.run_dir(session_path, f"opened-{time.strftime('%H%M%S')}"), sequence)
+    inputs = Path(session_path) / "input"  # the clip outlives the run folder, which the next run replaces
+    inputs.mkdir(exist_ok=True)
+    stamp = time.time_ns()
+    clip["frames"] = str(Path(clip["frames"]).replace(inputs / f"frames-{stamp}.npy"))
+    clip["preview"] = str(shutil.copyfile(clip["preview"], inputs / f"original-{stamp}.mp4"))
+    clip["opened"] = True
+    return clip, state
 
 
 # ---------------------------------------------------------------- results
+
+
+DEMO_MODEL_NOTE = ("**This S2VC is the small CPU demonstration model** (the bundled `tiny` preset, a few hours of CPU "
+                   "training), **not the paper's**: its quality is far below the paper's results. To show the real "
+                   "codec, load the official release: `python -m app --checkpoint /path/to/s2vc_release` (the "
+                   "folder holding `I_ckpts/`, `P_ckpts/` and `SD_ckpts/`; see the README, \"The official "
+                   "checkpoints\"), on a GPU.")
+
+
+def demo_model_note(state: dict | None) -> str:
+    """The plain warning shown next to S2VC's results when they come from the bundled tiny model."""
+    tiny = any(r["codec"] == "s2vc" and "preset=tiny" in str(r.get("version", "")) for r in records(state))
+    return DEMO_MODEL_NOTE if tiny else ""
+
+
+def off_target(record: dict) -> str | None:
+    """Why an S2VC result is not at the bitrate asked (its rate points cannot reach it), or None."""
+    if record["codec"] != "s2vc" or record["within_tolerance"]:
+        return None
+    target, kbps = record["target_kbps"], record["kbps"]
+    side = "below" if kbps < target else "above"
+    return (f"S2VC cannot reach {target:g} kbps on this clip: its nearest rate point ({engine.preset_of(record)}) "
+            f"gives {kbps:.1f} kbps, {abs(kbps / target - 1):.0%} {side} the target, so the baselines at "
+            f"{target:g} kbps spend {target / kbps:.2f}x S2VC's bits")
+
+
+def off_target_notes(state: dict | None) -> list[str]:
+    """`off_target` of every shown S2VC result."""
+    return [note for r in player_records(state) if (note := off_target(r))]
+
+
+def can_match(state: dict | None) -> bool:
+    """Whether a finished run shows S2VC off its target beside baselines at another bitrate."""
+    shown = player_records(state)
+    s2vc = next((r for r in shown if r["codec"] == "s2vc" and off_target(r)), None)
+    return bool(state and state["done"] and s2vc and any(
+        r["codec"] != "s2vc" and abs(r["target_kbps"] - round(s2vc["kbps"], 1)) > 0.05 for r in shown))
+
+
+def tile_label(record: dict) -> str:
+    """A player's label: "codec · preset · kbps", flagged when S2VC missed its target."""
+    return record["key"] + (f" ⚠️ target {record['target_kbps']:g} kbps not reachable" if off_target(record) else "")
 
 
 def records(state: dict | None) -> list[dict]:
@@ -337,6 +420,10 @@ def records(state: dict | None) -> list[dict]:
 def player_records(state: dict | None) -> list[dict]:
     """Records shown in the players: one per codec at the main bitrate."""
     return [r for r in records(state) if r.get("preview")]
+
+
+TABLE_COLUMNS = ["codec", "preset", "target kbps", "kbps", "within 5%", "bpp", "encode s", "decode s",
+                 "decoder check"]  # and one column per metric between bpp and encode s
 
 
 def results_table(state: dict | None) -> pd.DataFrame:
@@ -350,7 +437,7 @@ def results_table(state: dict | None) -> pd.DataFrame:
         row |= {"encode s": round(r["encode_seconds"], 2), "decode s": _decode_seconds(r),
                 "decoder check": r.get("decoder_check") or "–"}
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=TABLE_COLUMNS)
 
 
 def _decode_seconds(record: dict) -> float | str:
@@ -364,7 +451,7 @@ def _decode_seconds(record: dict) -> float | str:
 def bd_table(state: dict | None, anchor: str = "x265") -> pd.DataFrame:
     """BD-rates of every codec against the anchor for every measured metric (the sweep gives the curves)."""
     if not records(state):
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["codec", "anchor", "metric", "bd_rate_percent", "bd_quality", "note"])
     return engine.bd_table(state["results"], anchor).round(3)
 
 
@@ -426,6 +513,23 @@ def frame_views(clip: dict, state: dict | None, a: str, b: str, frame: int, cent
     diff = np.abs(img_a.astype(np.int16) - img_b.astype(np.int16)).max(axis=2)
     diff = np.clip(diff * 4, 0, 255).astype(np.uint8)
     return (img_a, img_b), (crop_a, crop_b), np.repeat(diff[..., None], 3, axis=2)
+
+
+def save_views(session_path: Path, images: dict[str, np.ndarray]) -> dict[str, str]:
+    """PNG files of the frame views in the session folder (the previous ones are removed), so that the page's
+    images go with the session instead of piling up in Gradio's cache."""
+    from PIL import Image
+
+    folder = Path(session_path) / "views"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink(missing_ok=True)
+    stamp = time.time_ns()  # a new name each time: the browser must not show a cached image
+    paths = {}
+    for name, image in images.items():
+        paths[name] = str(folder / f"{name}-{stamp}.png")
+        Image.fromarray(np.ascontiguousarray(image)).save(paths[name], compress_level=1)
+    return paths
 
 
 def crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: int) -> tuple[slice, slice]:

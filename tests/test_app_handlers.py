@@ -332,3 +332,25 @@ def test_sweep_gives_curves_and_bd_rates(clip_file: Path, tmp_path: Path, monkey
     bd = handlers.bd_table(state)
     assert list(bd["codec"]) == ["s2vc"] and {"bd_rate_percent", "note"} <= set(bd.columns)
     assert handlers.per_frame_figure(state, "psnr_rgb") is not None
+
+
+def test_closing_the_session_stops_the_run_and_leaves_nothing(clip_file: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FakeS2VC()
+    encode = model.encode_file
+    monkeypatch.setattr(model, "encode_file", lambda *a: (time.sleep(1.0), encode(*a))[1])  # the tab closes meanwhile
+    folder = session.session_dir(tmp_path / "sessions", "closing")
+    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 3, "original size", LIMITS, folder)
+    run = handlers.run_comparison(clip, [100.0, 200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, ["psnr_rgb"],
+                                  folder, _slot(model, monkeypatch))
+    first = next(run)  # x265's first result (S2VC is still encoding)
+    assert len(handlers.records(first)) == 1
+    session.close(folder)
+    assert list(run) == []  # no more results for a closed page
+    deadline = time.time() + 20
+    while folder.exists() and time.time() < deadline:  # S2VC's encode in flight finishes, then its files go
+        time.sleep(0.1)
+    assert not folder.exists() and session.session_dir(tmp_path / "sessions", "closing") == folder
+    assert not folder.exists(), "a closed session's folder was made again"
+    with pytest.raises(session.SessionClosed):
+        session.run_dir(folder, "late")
