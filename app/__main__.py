@@ -59,11 +59,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     return settings, args
 
 
+def use_temp_root(settings: Settings) -> None:
+    """Make the app's temp root Gradio's file cache too (before the page is built): Gradio then serves the
+    session folders' files where they are instead of copying them into a cache that outlives the sessions."""
+    os.environ["GRADIO_TEMP_DIR"] = str(settings.temp_root)
+
+
 def main(argv: list[str] | None = None) -> None:
     from app.model_slot import ModelSlot
 
     settings, args = parse_args(argv)
-    os.environ["GRADIO_TEMP_DIR"] = str(settings.temp_root)  # Gradio serves the session files without copying them
+    use_temp_root(settings)
     from app.ui import build, launch_options
 
     slot = ModelSlot(settings.checkpoint, settings.model_preset, settings.device)

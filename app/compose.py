@@ -16,6 +16,7 @@ SLIDE = (1920, 1080)
 SLIDE_TEXT_PX = 32  # text height on a 1080p slide (legible from the back of a room)
 LAYOUTS = ("grid", "row")
 BACKGROUND, INK, SPLIT = (16, 16, 16), (255, 255, 255), (255, 200, 0)
+GAP = 4  # pixels between tiles
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:
@@ -58,7 +59,7 @@ def captioned(image: np.ndarray, lines: Sequence[str], size: int) -> np.ndarray:
     """`image` with a dark caption strip underneath holding `lines` (centred, white)."""
     face = font(size)
     line_h = round(size * 1.35)
-    strip = Image.new("RGB", (image.shape[1], line_h * len(lines) + size // 2), BACKGROUND)
+    strip = Image.new("RGB", (image.shape[1], caption_height(size, len(lines))), BACKGROUND)
     draw = ImageDraw.Draw(strip)
     for i, line in enumerate(lines):
         draw.text((image.shape[1] / 2, size // 4 + i * line_h), line, font=face, fill=INK, anchor="ma")
@@ -66,7 +67,7 @@ def captioned(image: np.ndarray, lines: Sequence[str], size: int) -> np.ndarray:
 
 
 def tiles(images: Sequence[np.ndarray], captions: Sequence[Sequence[str]], layout: str, reduce: int, factor: int,
-          size: int, gap: int = 4) -> np.ndarray:
+          size: int, gap: int = GAP) -> np.ndarray:
     """Captioned images (reduced, then enlarged, by whole factors) in a grid or a row on a dark background;
     every image has the same size."""
     cells = [captioned(enlarge(shrink(np.asarray(img), reduce), factor), lines, size)
@@ -89,17 +90,29 @@ def shrinking(width: int, height: int, bound: tuple[int, int] = SLIDE) -> int:
 
 def tile_layout(width: int, height: int, count: int, layout: str, lines: int = 1) -> tuple[int, int, int]:
     """(reduction, enlargement, font size) for `count` tiles of `width` x `height` with `lines` caption lines
-    each, so that the whole picture, captions included, fits a slide."""
+    each, so that the whole picture, captions and gaps included, fits a slide with its text `SLIDE_TEXT_PX` tall."""
     rows, columns = grid_shape(count, layout)
     reduce = shrinking(width * columns, height * rows)
     width, height = width // reduce, height // reduce
-    factor = enlargement(width * columns, height * rows)
-    while True:
-        size = text_px(width * factor * columns, height * factor * rows)
-        total_h = rows * (height * factor + round(size * 1.35) * lines + size // 2)
-        if factor == 1 or total_h <= SLIDE[1]:
+
+    def total_w(factor: int) -> int:
+        return columns * width * factor + (columns + 1) * GAP
+
+    def total_h(factor: int, size: int) -> int:
+        return rows * (height * factor + caption_height(size, lines)) + (rows + 1) * GAP
+
+    for factor in range(enlargement(width * columns, height * rows), 0, -1):
+        size = text_px(total_w(factor), total_h(factor, 0))
+        for _ in range(3):  # captions add height, which shrinks the picture on the slide: let the size settle
+            size = text_px(total_w(factor), total_h(factor, size))
+        if total_h(factor, size) <= SLIDE[1] and total_w(factor) <= SLIDE[0]:
             return reduce, factor, size
-        factor -= 1
+    return reduce, 1, size
+
+
+def caption_height(size: int, lines: int) -> int:
+    """Height of a caption strip of `lines` lines at font size `size` (as `captioned` draws it)."""
+    return round(size * 1.35) * lines + size // 2 if lines else 0
 
 
 def wipe(left: np.ndarray, right: np.ndarray, position: float, labels: tuple[str, str], reduce: int, factor: int,

@@ -171,9 +171,8 @@ def bd_table(results: dict, anchor: str) -> pd.DataFrame:
     except BDRateError as exc:
         return pd.DataFrame([{"note": str(exc)}])
     reasons = {note.split(": ", 1)[-1] for note in table["note"]}
-    if len(table) > 1 and table["bd_rate_percent"].isna().all() and len(reasons) == 1:  # say it once
-        hint = " (tick 'sweep' to run more bitrates)" if "point(s)" in next(iter(reasons)) else ""
-        return pd.DataFrame([{"note": f"no BD-rate: {next(iter(reasons))}{hint}"}])
+    if len(reasons) == 1 and "point(s)" in next(iter(reasons)) and table["bd_rate_percent"].isna().all():
+        return pd.DataFrame([{"note": f"no BD-rate: {next(iter(reasons))} (tick 'sweep' to run more bitrates)"}])
     return table
 
 

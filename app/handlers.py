@@ -410,7 +410,8 @@ def can_match(state: dict | None) -> bool:
 
 def tile_label(record: dict) -> str:
     """A player's label: "codec · preset · kbps", flagged when S2VC missed its target."""
-    return record["key"] + (f" ⚠️ target {record['target_kbps']:g} kbps not reachable" if off_target(record) else "")
+    flag = f" ⚠️ target {record['target_kbps']:g} kbps not reachable" if off_target(record) else ""
+    return record["key"] + flag
 
 
 def records(state: dict | None) -> list[dict]:
@@ -483,8 +484,13 @@ def conditions_markdown(state: dict | None) -> str:
     lines.append("\n<details><summary>encoder versions, settings and exact command lines</summary>\n")
     for r in player_records(state):
         settings = ", ".join(f"{k}: {v}" for k, v in r["settings"].items())
-        lines.append(f"- **{r['label']}** ({r['version']}): {settings}; `{r['command']}`")
+        lines.append(f"- **{r['label']}** ({r['version']}): {settings}; `{public_command(r, state)}`")
     return "\n".join(lines) + "\n\n</details>"
+
+
+def public_command(record: dict, state: dict) -> str:
+    """A record's command line with the server's run folder left out (paths relative to the downloaded files)."""
+    return record["command"].replace(f"{Path(state['dir']).resolve()}/", "").replace(f"{state['dir']}/", "")
 
 
 def comparison_choices(state: dict | None) -> list[str]:

@@ -168,11 +168,11 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             return clip, clip["description"], clip["preview"], handlers.bpp_text(value, clip), \
                 gr.update(maximum=clip["count"] - 1, value=0)
 
-        def on_clip_for_run(*args, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple:
-            current = args[-1]
+        def on_clip_for_run(up, smp, rw, rh, rfps, st, n, ds, value, current, request: gr.Request,
+                            progress: gr.Progress = gr.Progress()) -> tuple:
             if current and current.get("opened"):  # a saved run's clip is coded again as it is
                 return current, gr.update(), gr.update(), gr.update(), gr.update()
-            return on_clip(*args, request=request, progress=progress)
+            return on_clip(up, smp, rw, rh, rfps, st, n, ds, value, current, request, progress)
 
         def on_reset() -> list:
             return [None, "", *_results_view(None, metrics), None, None, None, None,
@@ -320,8 +320,9 @@ def _status(state: dict) -> str:
     if any(r.get("decoder_check") == "pending" for r in handlers.records(state)) and not state["done"]:
         lines.append("- S2VC is shown from its encoder's reconstructions; its decoder check (bit-exact, decode time) "
                      "follows.")
-    hint = ": press \"Run the baselines at S2VC's real bitrate\" to compare at equal rate"
-    lines += [f"- ⚠️ {note}{hint if handlers.can_match(state) else ''}" for note in handlers.off_target_notes(state)]
+    hint = ": press \"Run the baselines at S2VC's real bitrate\" to compare at equal rate" \
+        if handlers.can_match(state) else ""
+    lines += [f"- ⚠️ {note}{hint}" for note in handlers.off_target_notes(state)]
     return "\n".join(lines + [f"- ⚠️ {m}" for m in state["messages"]])
 
 
