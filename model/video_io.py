@@ -133,7 +133,7 @@ def probe_video(path: str | Path, size: tuple[int, int] | None = None, fps: floa
     if suffix == ".yuv":
         w, h, n = _raw_layout(p, size)
         return VideoInfo(str(p), "yuv", w, h, _need_fps(p, fps), n, "yuv420p")
-    return _probe_container(p, fps)
+    return _probe_container(p, _image_fps(p, fps))
 
 
 def read_video(path: str | Path, start: int = 0, frames: int | None = None, size: tuple[int, int] | None = None,
@@ -154,7 +154,7 @@ def read_video(path: str | Path, start: int = 0, frames: int | None = None, size
     elif p.suffix.lower() == ".yuv":
         out, rate = _read_raw(p, size, start, frames), _need_fps(p, fps)
     else:
-        out, rate = _read_container(p, start, frames, fps)
+        out, rate = _read_container(p, start, frames, _image_fps(p, fps))
     if len(out) == 0:
         raise VideoReadError(f"{p}: no frames at start={start} (the clip is shorter)")
     return out, float(rate)
@@ -167,6 +167,14 @@ def _existing(path: str | Path) -> Path:
     if p.is_file() and p.stat().st_size == 0:
         raise VideoReadError(f"{p}: file is empty (0 bytes)")
     return p
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _image_fps(p: Path, fps: float | None) -> float | None:
+    """A single image is a one-frame clip whose frame rate must be given (FFmpeg would silently say 25)."""
+    return _need_fps(p, fps) if p.suffix.lower() in IMAGE_SUFFIXES else fps
 
 
 def _need_fps(p: Path, fps: float | None) -> float:
