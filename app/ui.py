@@ -210,7 +210,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                 yield [state, _error(f"The run stopped: {type(exc).__name__}: {exc}"), *_results_view(state, metrics)]
 
         def on_open(path: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()) -> list:
-            return _open(path, settings.open_sequence if path == settings.open_path else None, request, progress)
+            return _open(path, None, request, progress)
 
         def on_open_initial(request: gr.Request, progress: gr.Progress = gr.Progress()) -> list:
             return _open(settings.open_path, settings.open_sequence, request, progress)
@@ -219,7 +219,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             if not path:
                 return [gr.update()] * (len(clip_outputs) + 2 + len(result_outputs))
             progress(0.1, desc="opening the saved run")
-            if path != settings.open_path:
+            if path != settings.open_path:  # an upload: it goes with the session
                 session.note_upload(session_of(request), path)
             try:
                 clip, state = handlers.open_run(path, session_of(request), sequence)

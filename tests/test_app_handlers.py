@@ -585,3 +585,21 @@ def test_tables_titles_and_report_read_well(finished_run: dict) -> None:
     report = Path(state["exports"]["report"]).read_text()
     assert state["dir"] not in report and "bitstreams/x265_200kbps" in report  # relative to the download
     assert "grid-template-columns:repeat(3,1fr)" in report  # original + 2 codecs in one row
+
+
+def test_cli_open_checks_the_saved_run_before_starting(finished_run: dict, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    from app.__main__ import parse_args
+
+    zip_path = finished_run["exports"]["zip"]
+    settings, _ = parse_args(["--open", zip_path])
+    assert settings.open_path == zip_path and settings.open_sequence is None
+    for name in ("a", "b"):
+        shutil.copytree(finished_run["dir"], tmp_path / "two" / name)
+    assert parse_args(["--open", str(tmp_path / "two"), "--sequence", "b"])[0].open_sequence == "b"
+    for argv, message in ((["--open", str(tmp_path / "gone.zip")], "no such file or folder"),
+                          (["--open", str(Path(finished_run["dir"]) / "results.csv")], "not a saved run"),
+                          (["--open", str(tmp_path / "two")], "holds 2 runs; pick one with --sequence: a, b")):
+        with pytest.raises(SystemExit) as stop:
+            parse_args(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
