@@ -48,11 +48,13 @@ def remove(path: str | Path | None) -> None:
     if not path:
         return
     uploads = Path(path) / UPLOADS
+    cache = Path(path).resolve().parent.parent  # the app's temp root, Gradio's cache: nothing outside it goes
     if uploads.is_file():
-        for line in uploads.read_text(encoding="utf-8").splitlines():
-            Path(line).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # Gradio keeps each upload in a folder of its own
-                Path(line).parent.rmdir()
+        for upload in map(Path, uploads.read_text(encoding="utf-8").splitlines()):
+            if upload.is_relative_to(cache):
+                upload.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # Gradio keeps each upload in a folder of its own
+                    upload.parent.rmdir()
     shutil.rmtree(path, ignore_errors=True)
 
 

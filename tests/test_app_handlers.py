@@ -389,8 +389,9 @@ def test_session_files_are_served_in_place_and_uploads_go_with_the_session(tmp_p
     upload = Path(video.move_resource_to_block_cache(source))  # where Gradio keeps an upload
     assert upload.is_relative_to(settings.temp_root) and upload.is_file()
     session.note_upload(folder, upload)
+    session.note_upload(folder, source)  # not in the cache: never deleted
     session.close(folder)
-    assert not folder.exists() and not upload.exists() and not upload.parent.exists()
+    assert not folder.exists() and not upload.exists() and not upload.parent.exists() and source.is_file()
 
 
 def test_page_events_clear_old_results_follow_the_frame_box_and_keep_progress_in_the_status(
