@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import zipfile
-from pathlib import Path
 
 from app.model_slot import is_official, pick_device
 from app.settings import GPU_LIMITS, Limits, Settings, default_limits
@@ -43,11 +41,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     limits = Limits(args.max_frames or base.max_frames, args.max_pixels or base.max_pixels,
                     args.max_file_mb or base.max_file_mb)
     if args.open:
-        from app.bundle import saved_runs
+        from app.handlers import saved_run_names
 
         if not os.path.exists(args.open):
             parser.error(f"--open {args.open}: no such file or folder")
-        runs = saved_runs(Path(args.open)) if os.path.isdir(args.open) or zipfile.is_zipfile(args.open) else []
+        runs = saved_run_names(args.open)
         if not runs:
             parser.error(f"--open {args.open}: not a saved run (no results.json in it)")
         if len(runs) > 1 and args.sequence not in runs:

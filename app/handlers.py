@@ -351,6 +351,16 @@ def run_conditions(clip: dict, slot: ModelSlot) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
 
 
+def saved_run_names(path: str | Path) -> list[str]:
+    """The runs a saved file or folder holds (several for a suite), by their folder inside it; [] if unreadable."""
+    from app.bundle import saved_runs
+
+    try:
+        return saved_runs(Path(path))
+    except (OSError, zipfile.BadZipFile):
+        return []
+
+
 def open_run(path: str | Path | None, session_path: Path, sequence: str | None = None) -> tuple[dict, dict]:
     """The clip and run state of a saved run (the exported zip, or a results folder), as after a live run; no
     model is needed. Its files go into a fresh run folder of the session."""

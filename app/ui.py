@@ -35,6 +35,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         model_md = gr.Markdown(handlers.model_markdown(slot), elem_id="s2vc-model")
         with gr.Accordion("Open a saved run (the .zip this page exports; no model needed)", open=False):
             open_file = gr.File(label="saved run (.zip)", file_types=[".zip"], type="filepath", elem_id="s2vc-open")
+            open_choice = gr.Dropdown([], label="the file holds several runs: open this one", visible=False,
+                                      elem_id="s2vc-open-run")
 
         with gr.Row():
             with gr.Column():
@@ -209,8 +211,14 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             except Exception as exc:  # the page gets the reason, never a stack trace
                 yield [state, _error(f"The run stopped: {type(exc).__name__}: {exc}"), *_results_view(state, metrics)]
 
-        def on_open(path: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()) -> list:
-            return _open(path, None, request, progress)
+        def on_open(path: str | None, choice: str | None, request: gr.Request,
+                    progress: gr.Progress = gr.Progress()) -> list:
+            names = handlers.saved_run_names(path) if path else []
+            if len(names) > 1 and choice not in names:  # a suite: the user picks a run first
+                return [gr.update()] * len(clip_outputs) + [gr.update(), f"{len(names)} runs in this file: pick one."] \
+                    + [gr.update()] * len(result_outputs) + [gr.update(choices=names, value=None, visible=True)]
+            return _open(path, choice if len(names) > 1 else None, request, progress) + [
+                gr.update(visible=len(names) > 1)]
 
         def on_open_initial(request: gr.Request, progress: gr.Progress = gr.Progress()) -> list:
             return _open(settings.open_path, settings.open_sequence, request, progress)
@@ -286,8 +294,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         gr.on([load_btn.click, upload.upload, upload.clear, sample.change], on_clip,
               clip_inputs + [kbps, clip_state], clip_outputs, show_progress_on=[clip_md], trigger_mode="always_last")
         kbps.change(handlers.bpp_text, [kbps, clip_state], bpp_md)
-        open_file.upload(on_reset, None, [run_state, status_md, *cleared]).then(
-            on_open, open_file, opened, show_progress_on=[status_md]).then(
+        gr.on([open_file.upload, open_choice.input], on_reset, None, [run_state, status_md, *cleared]).then(
+            on_open, [open_file, open_choice], [*opened, open_choice], show_progress_on=[status_md]).then(
             on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
         run_btn.click(on_clip_for_run, clip_inputs + [kbps, clip_state], clip_outputs).then(
             on_reset, None, [run_state, status_md, *cleared]).then(

@@ -498,6 +498,10 @@ def test_a_comparisons_run_folder_opens_with_the_baselines_decoded(clip_file: Pa
         handlers.open_run(suite, session.session_dir(tmp_path / "sessions", "suite"))
     _, picked = handlers.open_run(suite, session.session_dir(tmp_path / "sessions", "suite"), "hevc_b/seqB")
     assert len(handlers.records(picked)) == 2
+    zipped = shutil.make_archive(str(tmp_path / "suite"), "zip", suite)
+    assert handlers.saved_run_names(zipped) == ["hevc_b/seqA", "hevc_b/seqB"]
+    clip, picked = handlers.open_run(zipped, session.session_dir(tmp_path / "sessions", "zipped"), "hevc_b/seqA")
+    assert len(handlers.records(picked)) == 2 and clip["count"] == 4
     bad = tmp_path / "notes.zip"
     bad.write_text("not a zip")
     with pytest.raises(InputError, match="neither a zip exported by S2VC Studio nor a results folder"):
