@@ -468,6 +468,9 @@ def test_the_exported_zip_opens_again_as_it_was_shown(finished_run: dict, tmp_pa
                                          3, 0.5, 0.5, 2)
     assert pair[0].shape == (48, 64, 3) and diff.max() <= 4
     assert Path(handlers.export_files(state)["zip"]).is_file()  # and it can be exported again
+    again = list(handlers.run_comparison(clip, [300.0], ["x265"], {"x265": "ultrafast"}, ["psnr_rgb"], folder,
+                                         ModelSlot(device="cpu")))[-1]  # its clip can be coded anew
+    assert [r["target_kbps"] for r in handlers.records(again)] == [300.0] and Path(clip["frames"]).is_file()
     saved = json.loads(Path(live["dir"], "results.json").read_text())
     assert all(not Path(r["bitstream"]).is_absolute() for r in saved["records"])  # no server paths in it
 
