@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 SLIDE = (1920, 1080)
 SLIDE_TEXT_PX = 32  # text height on a 1080p slide (legible from the back of a room)
+MIN_TEXT = 24  # the smallest it may become to keep a larger picture
 LAYOUTS = ("grid", "row")
 BACKGROUND, INK, SPLIT = (16, 16, 16), (255, 255, 255), (255, 200, 0)
 GAP = 4  # pixels between tiles
@@ -90,7 +91,8 @@ def shrinking(width: int, height: int, bound: tuple[int, int] = SLIDE) -> int:
 
 def tile_layout(width: int, height: int, count: int, layout: str, lines: int = 1) -> tuple[int, int, int]:
     """(reduction, enlargement, font size) for `count` tiles of `width` x `height` with `lines` caption lines
-    each, so that the whole picture, captions and gaps included, fits a slide with its text `SLIDE_TEXT_PX` tall."""
+    each, so that the whole picture, captions and gaps included, fits a slide with its text `SLIDE_TEXT_PX` tall
+    (down to `MIN_TEXT` when that keeps a larger enlargement)."""
     rows, columns = grid_shape(count, layout)
     reduce = shrinking(width * columns, height * rows)
     width, height = width // reduce, height // reduce
@@ -105,6 +107,10 @@ def tile_layout(width: int, height: int, count: int, layout: str, lines: int = 1
         size = text_px(total_w(factor), total_h(factor, 0))
         for _ in range(3):  # captions add height, which shrinks the picture on the slide: let the size settle
             size = text_px(total_w(factor), total_h(factor, size))
+        room = (SLIDE[1] - total_h(factor, 0)) // rows  # caption height per row that still fits the slide
+        smallest = size * MIN_TEXT // SLIDE_TEXT_PX
+        while size > smallest and caption_height(size, lines) > room:
+            size -= 1  # a little smaller text rather than a smaller picture
         if total_h(factor, size) <= SLIDE[1] and total_w(factor) <= SLIDE[0]:
             return reduce, factor, size
     return reduce, 1, size

@@ -70,10 +70,10 @@ def crop_figure(state: dict, frame: int, center_x: float, center_y: float, zoom:
                          "clip: " + ", ".join(f"{m} {v:.4g}" for m, v in r["metrics"].items())])
     height, width = crops[0].shape[:2]
     reduce, factor, size = compose.tile_layout(width, height, len(crops), "row", lines=3)
-    figure = compose.tiles(crops, captions, "row", reduce, factor, max(12, size * 2 // 3))
+    figure = compose.tiles(crops, captions, "row", reduce, factor, size)
     variants = [f"{m}: {info['variant']}" for m, info in results["metrics"].items()
                 if any(m in r["metrics"] for r in player_records(state))]
-    figure = compose.captioned(figure, variants, max(12, size // 2))
+    figure = compose.captioned(figure, variants, max(12, size * 2 // 3))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(figure).save(path)
     return Path(path)

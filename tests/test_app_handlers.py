@@ -533,7 +533,7 @@ def test_slide_media(finished_run: dict, tmp_path: Path) -> None:
     reduce, factor, size = compose.tile_layout(64, 48, 3, "grid")
     assert (codec, count, reduce) == ("h264", 4, 1) and abs(seconds - 4 / 25) < 0.01
     assert width == 2 * 64 * factor + 3 * compose.GAP and width <= 1920 and height <= 1080 and factor >= 8
-    assert size * min(1920 / width, 1080 / height) >= 30  # label text about 32 px tall on a 1080p slide
+    assert size * min(1920 / width, 1080 / height) >= compose.MIN_TEXT  # label text 24-32 px on a 1080p slide
     row = slides.side_by_side(state, "row", tmp_path / "row.mp4")
     assert _video_facts(row)[1:3] == (4, 3 * 64 * compose.tile_layout(64, 48, 3, "row")[1] + 4 * 4)
     key = handlers.player_records(state)[1]["key"]
