@@ -41,6 +41,7 @@ def _no_progress(fraction: float, desc: str) -> None:
 
 
 KEPT_INPUTS = 3  # loaded clips kept per session (older ones are deleted; a shown run may still use them)
+KEPT_VIEWS = 4  # frame views kept per session besides the newest
 
 
 def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None, raw_height: float | None,
@@ -532,14 +533,17 @@ def frame_views(clip: dict, state: dict | None, a: str, b: str, frame: int, cent
 
 
 def save_views(session_path: Path, images: dict[str, np.ndarray]) -> dict[str, str]:
-    """PNG files of the frame views in the session folder (the previous ones are removed), so that the page's
-    images go with the session instead of piling up in Gradio's cache."""
+    """PNG files of the frame views in the session folder, so that the page's images go with the session instead
+    of piling up in Gradio's cache; views older than the last few are removed (the page may still be fetching
+    those)."""
     from PIL import Image
 
     folder = Path(session_path) / "views"
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink(missing_ok=True)
+    stamps = sorted({int(p.stem.rsplit("-", 1)[1]) for p in folder.glob("*-*.png")})
+    for old in stamps[:-KEPT_VIEWS]:
+        for path in folder.glob(f"*-{old}.png"):
+            path.unlink(missing_ok=True)
     stamp = time.time_ns()  # a new name each time: the browser must not show a cached image
     paths = {}
     for name, image in images.items():

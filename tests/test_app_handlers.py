@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app import engine, handlers, session
 from app.inputs import InputError, load_clip
@@ -611,3 +612,13 @@ def test_cli_open_checks_the_saved_run_before_starting(finished_run: dict, tmp_p
         with pytest.raises(SystemExit) as stop:
             parse_args(argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_frame_views_are_files_of_the_session_and_do_not_pile_up(tmp_path: Path) -> None:
+    image = np.zeros((8, 8, 3), np.uint8)
+    made = [handlers.save_views(tmp_path, {"a": image, "diff": image + 9}) for _ in range(handlers.KEPT_VIEWS + 3)]
+    assert all(Path(p).parent == tmp_path / "views" for views in made for p in views.values())
+    kept = sorted((tmp_path / "views").glob("*.png"))
+    assert len(kept) == 2 * (handlers.KEPT_VIEWS + 1) and all(Path(p).is_file() for p in made[-1].values())
+    assert not Path(made[0]["a"]).exists()
+    assert np.array_equal(np.asarray(Image.open(made[-1]["diff"])), image + 9)
