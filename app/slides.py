@@ -14,6 +14,7 @@ from app import compose, engine
 from app.handlers import crop_box, load_frames, player_records, rd_figures
 
 SLIDE_CRF = 16  # near-transparent: the artefacts shown must be the codecs', not the slide video's
+SLIDE_X264 = "veryfast"  # about 2x faster than medium on 2 cores (0.25 against 0.48 s per 1676x1078 frame)
 
 
 def _sources(state: dict) -> tuple[list[str], list[np.ndarray]]:
@@ -34,7 +35,7 @@ def side_by_side(state: dict, layout: str, path: Path) -> Path:
     reduce, factor, size = compose.tile_layout(width, height, len(clips), layout)
     frames = np.stack([compose.even(compose.tiles([c[t] for c in clips], [[label] for label in labels], layout,
                                                   reduce, factor, size)) for t in range(len(clips[0]))])
-    return write_mp4(path, frames, state["clip"]["fps"], crf=SLIDE_CRF)
+    return write_mp4(path, frames, state["clip"]["fps"], crf=SLIDE_CRF, preset=SLIDE_X264)
 
 
 def wipe_video(state: dict, key: str, path: Path) -> Path:
@@ -50,7 +51,7 @@ def wipe_video(state: dict, key: str, path: Path) -> Path:
     count = len(original)
     frames = np.stack([compose.even(compose.wipe(original[t], coded[t], t / max(count - 1, 1), ("original", key),
                                                  reduce, factor, size)) for t in range(count)])
-    return write_mp4(path, frames, state["clip"]["fps"], crf=SLIDE_CRF)
+    return write_mp4(path, frames, state["clip"]["fps"], crf=SLIDE_CRF, preset=SLIDE_X264)
 
 
 def crop_figure(state: dict, frame: int, center_x: float, center_y: float, zoom: int, path: Path) -> Path:

@@ -457,8 +457,9 @@ def write_y4m(path: str | Path, frames: np.ndarray, fps: float) -> Path:
     return p
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: float = 18.0) -> Path:
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: float = 18.0, preset: str = "medium") -> Path:
     """Browser-playable H.264 (yuv420p, BT.601 limited, tagged, faststart); odd sizes are edge-padded to even.
+    `preset` is x264's speed preset.
 
     Uses PyAV's libx264; when PyAV lacks it, the static FFmpeg of ``imageio-ffmpeg``; else VideoWriteError.
     """
@@ -470,11 +471,11 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: float = 18.
         frames = np.pad(frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)), mode="edge")
     p.parent.mkdir(parents=True, exist_ok=True)
     if "libx264" in av.codecs_available:
-        return _write_mp4_pyav(p, frames, fps, crf)
-    return _write_mp4_ffmpeg(p, frames, fps, crf)
+        return _write_mp4_pyav(p, frames, fps, crf, preset)
+    return _write_mp4_ffmpeg(p, frames, fps, crf, preset)
 
 
-def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path:
+def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float, preset: str) -> Path:
     import av
 
     t, h, w = frames.shape[:3]
@@ -482,7 +483,7 @@ def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path
     with av.open(str(p), mode="w", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": f"{crf:g}", "preset": "medium", "profile": "high"}
+        stream.options = {"crf": f"{crf:g}", "preset": preset, "profile": "high"}
         stream.codec_context.colorspace, stream.codec_context.color_range = 6, 1  # SMPTE 170M (BT.601), limited
         for i in range(t):
             frame = av.VideoFrame(w, h, "yuv420p")
@@ -494,7 +495,7 @@ def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path
     return p
 
 
-def _write_mp4_ffmpeg(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path:
+def _write_mp4_ffmpeg(p: Path, frames: np.ndarray, fps: float, crf: float, preset: str) -> Path:
     try:
         import imageio_ffmpeg
 
@@ -508,6 +509,7 @@ def _write_mp4_ffmpeg(p: Path, frames: np.ndarray, fps: float, crf: float) -> Pa
     raw = np.concatenate([y.reshape(t, -1), cb.reshape(t, -1), cr.reshape(t, -1)], axis=1).tobytes()
     cmd = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
            "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-crf", f"{crf:g}",
+           "-preset", preset,
            "-pix_fmt", "yuv420p", "-colorspace", "smpte170m", "-color_range", "tv", "-movflags", "+faststart", str(p)]
     done = subprocess.run(cmd, input=raw, capture_output=True)
     if done.returncode != 0:
