@@ -6,6 +6,7 @@ the page and the paths of the decoded frames and the browser preview), which are
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,24 @@ def check_decoder(codec: Any, result: Any) -> dict:
     return {"decode_seconds": seconds, "decoder_check": result.decoder_check}
 
 
+def record_key(record: dict) -> str:
+    """How the page names one result: "codec · preset · kbps" (the real bitrate of its bitstream)."""
+    return f"{record['label']} · {preset_of(record)} · {record['kbps']:.1f} kbps"
+
+
+def decode_bitstream(record: dict) -> np.ndarray | None:
+    """A baseline record's frames decoded from its bitstream with FFmpeg; None for a codec without an FFmpeg
+    decoder (S2VC, whose decoder is the model)."""
+    from comparisons.codecs import CODECS
+    from comparisons.codecs.ffmpeg_codec import decode_file
+
+    demuxer = getattr(CODECS.get(record["codec"]), "demuxer", None)
+    if demuxer is None:
+        return None
+    frames, _ = decode_file(Path(record["bitstream"]), demuxer, record["frames"], record["height"], record["width"])
+    return frames
+
+
 def preset_of(record: dict) -> str:
     """What the page calls the record's preset: the encoder preset, or S2VC's rate point."""
     settings = record["settings"]
@@ -118,8 +137,28 @@ def per_frame_figure(results: dict, metric: str) -> Any:
 
 
 def _fit(fig: Any) -> Any:
-    """Let the page size the figure (comparisons draws them at a fixed size for files)."""
-    return fig.update_layout(width=None, height=380, margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    """Let the page size the figure (comparisons draws them at a fixed size for files); the title, which names the
+    metric's exact variant, is wrapped so that a half-page-wide plot shows all of it."""
+    title = wrap_title(fig.layout.title.text or "", 70)
+    return fig.update_layout(title_text=title, width=None, height=380 + 16 * title.count("<br>"),
+                             margin={"l": 60, "r": 20, "t": 50 + 16 * title.count("<br>"), "b": 40})
+
+
+def wrap_title(text: str, width: int) -> str:
+    """A plotly title broken into lines of at most `width` characters (plotly never wraps by itself)."""
+    return "<br>".join(textwrap.wrap(text.replace("<br>", " "), width)) or text
+
+
+def slide_figure(fig: Any) -> Any:
+    """A copy of a page figure laid out for a 1920x1080 slide: large text, the whole title, legend underneath."""
+    import plotly.graph_objects as go
+
+    title = wrap_title(fig.layout.title.text or "", 90)
+    lines = title.count("<br>") + 1
+    return go.Figure(fig).update_layout(
+        title_text=title, title_font_size=30, font_size=26, width=None, height=None,
+        margin={"l": 120, "r": 60, "t": 60 + 40 * lines, "b": 120}, legend={"orientation": "h", "y": -0.15},
+        xaxis_title_font_size=28, yaxis_title_font_size=28).update_traces(marker_size=16, line_width=4)
 
 
 def bd_table(results: dict, anchor: str) -> pd.DataFrame:
@@ -128,9 +167,13 @@ def bd_table(results: dict, anchor: str) -> pd.DataFrame:
 
     measured = [m for m in results["metrics"] if any(m in r["metrics"] for r in results["records"])]
     try:
-        return make(results, anchor, measured).drop(columns=["variant"])
+        table = make(results, anchor, measured).drop(columns=["variant"])
     except BDRateError as exc:
         return pd.DataFrame([{"note": str(exc)}])
+    reasons = {note.split(": ", 1)[-1] for note in table["note"]}
+    if len(reasons) == 1 and "point(s)" in next(iter(reasons)) and table["bd_rate_percent"].isna().all():
+        return pd.DataFrame([{"note": f"no BD-rate: {next(iter(reasons))} (tick 'sweep' to run more bitrates)"}])
+    return table
 
 
 def save(results: dict, out_dir: Path) -> tuple[list[Path], str | None]:
@@ -138,7 +181,16 @@ def save(results: dict, out_dir: Path) -> tuple[list[Path], str | None]:
     from comparisons.plots import save_figures
     from comparisons.results import save_results, write_csv
 
-    clean = view(results, [{k: v for k, v in r.items() if k not in APP_KEYS} for r in results["records"]])
+    clean = view(results, [{k: v for k, v in r.items() if k not in APP_KEYS}
+                           | {"bitstream": _relative(r["bitstream"], out_dir)} for r in results["records"]])
     files = [save_results(clean, Path(out_dir) / "results.json"), *write_csv(clean, out_dir)]
     figures, png_error = save_figures(clean, Path(out_dir) / "figures")
     return files + figures, png_error
+
+
+def _relative(path: str, root: Path) -> str:
+    """`path` relative to `root` when it lies inside it: saved files name no server folders."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import os
 import platform
+import shutil
 import threading
 import time
 import zipfile
@@ -20,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app import engine, players
+from app import engine, players, session
+from app.compose import enlarge
 from app.inputs import Clip, InputError, load_clip
 from app.lanes import Lane, Post, lower_priority, run_lanes
 from app.model_slot import ModelSlot
 from app.settings import Limits, sample_clips
-from app.session import run_dir
 
 Progress = Callable[[float, str], None]
 ORIGINAL = "original"
@@ -40,11 +41,12 @@ def _no_progress(fraction: float, desc: str) -> None:
 
 
 KEPT_INPUTS = 3  # loaded clips kept per session (older ones are deleted; a shown run may still use them)
+KEPT_VIEWS = 4  # frame views kept per session besides the newest
 
 
 def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None, raw_height: float | None,
                  raw_fps: float | None, start: float | None, count: float | None, downscale: str, limits: Limits,
-                 session: Path, current: dict | None = None) -> dict:
+                 session_path: Path, current: dict | None = None) -> dict:
     """Load and check the uploaded clip, else the chosen sample; saves frames and a preview in the session folder.
 
     Returns `current` unchanged when it was loaded from the same file with the same settings."""
@@ -60,16 +62,16 @@ def prepare_clip(upload: str | None, sample: str | None, raw_width: float | None
         return current
     clip = load_clip(path, limits, start=int(start or 0), count=int(count) if count else None, downscale=downscale,
                      raw_size=raw, raw_fps=float(raw_fps or 0))
-    return save_clip(clip, session) | {"signature": signature}
+    return save_clip(clip, session_path) | {"signature": signature}
 
 
 def _mtime(path: str | Path | None) -> float | None:
     return Path(path).stat().st_mtime if path and Path(path).is_file() else None
 
 
-def save_clip(clip: Clip, session: Path) -> dict:
+def save_clip(clip: Clip, session_path: Path) -> dict:
     """Store a clip's frames and preview in the session folder (keeping the last few) and describe it."""
-    folder = Path(session) / "input"
+    folder = Path(session_path) / "input"
     folder.mkdir(parents=True, exist_ok=True)
     for old in sorted(folder.glob("frames-*.npy"))[:-(KEPT_INPUTS - 1)]:
         old.unlink(missing_ok=True)
@@ -158,7 +160,7 @@ class Work:
 
 
 def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], metrics: list[str],
-                   session: Path, slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
+                   session_path: Path, slot: ModelSlot, progress: Progress = _no_progress) -> Iterator[dict]:
     """Code the clip with each codec at each rate (main rate first) and measure `metrics`; yields the run state
     after every finished step. The state's `results` is a comparisons results dict.
 
@@ -171,7 +173,7 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
         raise InputError("Tick at least one codec.")
     if not metrics:
         raise InputError("Tick at least one metric.")
-    out = run_dir(session, f"{time.strftime('%H%M%S')}")
+    out = session.run_dir(session_path, f"{time.strftime('%H%M%S')}")
     frames = np.array(load_frames(clip["frames"]))  # a writable copy in memory
     results = engine.new_results(clip, frames, rates, metrics)
     state: dict[str, Any] = {"dir": str(out), "results": results, "messages": [], "primary_kbps": rates[0],
@@ -192,16 +194,50 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
                  if c not in results["unavailable"]["codecs"]}
     work = Work(frames, clip["fps"], out, metrics, rates[0], instances, {c: choices[c].label for c in instances})
     order = [Job(kbps, codec) for kbps in rates for codec in instances]
-    lanes = _lanes(work, order)
-    if len(lanes) > 1:
+    if "s2vc" in instances and len(instances) > 1:
         state["conditions"]["timing"] = ("S2VC and the baselines were coded at the same time on the shared CPU "
                                          "(the baselines at a lower priority): their seconds include that")
+    yield from _stream(state, work, order, session_path, progress)
+
+
+def match_s2vc(state: dict, session_path: Path, progress: Progress = _no_progress) -> Iterator[dict]:
+    """Code the run's baselines again at the bitrate S2VC really reached (when it could not reach the target),
+    with the same presets and metrics; S2VC's result stays, and the players show it beside the new encodes."""
+    s2vc = next((r for r in player_records(state) if r["codec"] == "s2vc"), None)
+    if s2vc is None:
+        raise InputError("There is no S2VC result to match.")
+    baselines = {r["codec"]: r for r in player_records(state) if r["codec"] != "s2vc"}
+    if not baselines:
+        raise InputError("There are no baselines to run again: tick some and run.")
+    kbps = round(s2vc["kbps"], 1)
+    results = state["results"]
+    kept = [r if r is s2vc else {k: v for k, v in r.items() if k != "preview"} for r in results["records"]]
+    results = results | {"records": kept, "failures": list(results["failures"]),
+                         "test_conditions": results["test_conditions"] | {
+                             "targets_kbps": [*results["test_conditions"]["targets_kbps"], kbps]}}
+    new = {**state, "results": results, "messages": list(state["messages"]), "primary_kbps": kbps, "done": False}
+    labels = {c: r["label"] for c, r in baselines.items()}
+    codecs = {c: engine.make_codec(c, str(r["settings"].get("preset", ""))) for c, r in baselines.items()}
+    frames = np.array(load_frames(state["clip"]["frames"]))
+    work = Work(frames, state["clip"]["fps"], Path(state["dir"]), list(results["metrics"]), kbps, codecs, labels)
+    yield from _stream(new, work, [Job(kbps, c) for c in codecs], session_path, progress)
+
+
+def _stream(state: dict, work: Work, order: list[Job], session_path: Path, progress: Progress) -> Iterator[dict]:
+    """Run the jobs in their lanes, putting each finished step into `state` (after the records it already has) and
+    yielding a snapshot; stops, and leaves nothing, when the browser session closes."""
     shown: dict[Job, dict] = {}
+    kept = list(state["results"]["records"])
     running: dict[str, str] = {}
     steps = len(order) + sum(job.codec == "s2vc" for job in order)  # encodes, then S2VC's decoder checks
     finished = 0
-    with contextlib.closing(run_lanes(lanes)) as events:
+    stop = threading.Event()
+    session.watch(session_path, stop)  # a closed tab stops the run; what it was still writing goes too
+    lanes = run_lanes(_lanes(work, order), stop, functools.partial(session.discard_if_closed, session_path))
+    with contextlib.closing(lanes) as events:
         for event in events:
+            if session.is_closed(session_path):
+                return
             lane = "s2vc" if event.job.codec == "s2vc" else "baselines"
             if isinstance(event, Step):
                 running[lane] = f"{work.labels[event.job.codec]} @ {event.job.kbps:g} kbps: {event.what}"
@@ -209,7 +245,7 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
                 running.pop(lane, None)
                 failed_s2vc = event.record is None and event.job.codec == "s2vc"
                 finished += 2 if failed_s2vc else 1  # a failed S2VC encode has no decoder check to wait for
-                _apply(state, shown, order, event, work.labels[event.job.codec])
+                _apply(state, shown, kept, order, event, work.labels[event.job.codec])
             progress(finished / steps, " · ".join(running.values()) or "finishing")
             if isinstance(event, Done):
                 yield _snapshot(state)
@@ -268,7 +304,7 @@ def _encode(work: Work, job: Job) -> tuple[Done, Any]:
                                                    work.out / "bitstreams", work.metrics)
     except Exception as exc:  # one failing encoder must not stop the others
         return Done(job, None, str(exc)), None
-    record["key"] = f"{record['label']} · {engine.preset_of(record)} · {record['kbps']:.1f} kbps"
+    record["key"] = engine.record_key(record)
     stem = Path(record["bitstream"]).stem
     np.save(work.out / f"{stem}.npy", result.decoded)
     record["decoded"] = str(work.out / f"{stem}.npy")
@@ -285,8 +321,9 @@ def _check(work: Work, job: Job, record: dict, result: Any) -> Done:
         return Done(job, record | {"decoder_check": f"failed: {exc}"}, f"decoder check failed: {exc}")
 
 
-def _apply(state: dict, shown: dict[Job, dict], order: list[Job], done: Done, label: str) -> None:
-    """Put a finished step into the run state: records in the run's job order, failures and messages."""
+def _apply(state: dict, shown: dict[Job, dict], kept: list[dict], order: list[Job], done: Done, label: str) -> None:
+    """Put a finished step into the run state: records (after the `kept` ones) in the run's job order, failures
+    and messages."""
     results, name = state["results"], f"{label} @ {done.job.kbps:g} kbps"
     if done.record is None:
         results["failures"].append({"codec": done.job.codec, "target_kbps": done.job.kbps, "error": done.error})
@@ -298,7 +335,7 @@ def _apply(state: dict, shown: dict[Job, dict], order: list[Job], done: Done, la
         if reason not in state["messages"]:
             state["messages"].append(reason)
     shown[done.job] = done.record
-    results["records"] = [shown[job] for job in order if job in shown]
+    results["records"] = kept + [shown[job] for job in order if job in shown]
 
 
 def _snapshot(state: dict) -> dict:
@@ -315,7 +352,77 @@ def run_conditions(clip: dict, slot: ModelSlot) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
 
 
+def saved_run_names(path: str | Path) -> list[str]:
+    """The runs a saved file or folder holds (several for a suite), by their folder inside it; [] if unreadable."""
+    from app.bundle import saved_runs
+
+    try:
+        return saved_runs(Path(path))
+    except (OSError, zipfile.BadZipFile):
+        return []
+
+
+def open_run(path: str | Path | None, session_path: Path, sequence: str | None = None) -> tuple[dict, dict]:
+    """The clip and run state of a saved run (the exported zip, or a results folder), as after a live run; no
+    model is needed. Its files go into a fresh run folder of the session."""
+    from app.bundle import open_saved
+
+    if not path:
+        raise InputError("Choose the exported .zip (or give a results folder) to open a saved run.")
+    clip, state = open_saved(path, session.run_dir(session_path, f"opened-{time.strftime('%H%M%S')}"), sequence)
+    inputs = Path(session_path) / "input"  # the clip outlives the run folder, which the next run replaces
+    inputs.mkdir(exist_ok=True)
+    stamp = time.time_ns()
+    clip["frames"] = str(Path(clip["frames"]).replace(inputs / f"frames-{stamp}.npy"))
+    clip["preview"] = str(shutil.copyfile(clip["preview"], inputs / f"original-{stamp}.mp4"))
+    clip["opened"] = True
+    return clip, state
+
+
 # ---------------------------------------------------------------- results
+
+
+DEMO_MODEL_NOTE = ("**This S2VC is the small CPU demonstration model** (the bundled `tiny` preset, a few hours of CPU "
+                   "training), **not the paper's**: its quality is far below the paper's results. To show the real "
+                   "codec, load the official release: `python -m app --checkpoint /path/to/s2vc_release` (the "
+                   "folder holding `I_ckpts/`, `P_ckpts/` and `SD_ckpts/`; see the README, \"The official "
+                   "checkpoints\"), on a GPU.")
+
+
+def demo_model_note(state: dict | None) -> str:
+    """The plain warning shown next to S2VC's results when they come from the bundled tiny model."""
+    tiny = any(r["codec"] == "s2vc" and "preset=tiny" in str(r.get("version", "")) for r in records(state))
+    return DEMO_MODEL_NOTE if tiny else ""
+
+
+def off_target(record: dict) -> str | None:
+    """Why an S2VC result is not at the bitrate asked (its rate points cannot reach it), or None."""
+    if record["codec"] != "s2vc" or record["within_tolerance"]:
+        return None
+    target, kbps = record["target_kbps"], record["kbps"]
+    side = "below" if kbps < target else "above"
+    return (f"S2VC cannot reach {target:g} kbps on this clip: its nearest rate point ({engine.preset_of(record)}) "
+            f"gives {kbps:.1f} kbps, {abs(kbps / target - 1):.0%} {side} the target, so the baselines at "
+            f"{target:g} kbps spend {target / kbps:.2f}x S2VC's bits")
+
+
+def off_target_notes(state: dict | None) -> list[str]:
+    """`off_target` of every shown S2VC result."""
+    return [note for r in player_records(state) if (note := off_target(r))]
+
+
+def can_match(state: dict | None) -> bool:
+    """Whether a finished run shows S2VC off its target beside baselines at another bitrate."""
+    shown = player_records(state)
+    s2vc = next((r for r in shown if r["codec"] == "s2vc" and off_target(r)), None)
+    return bool(state and state["done"] and s2vc and any(
+        r["codec"] != "s2vc" and abs(r["target_kbps"] - round(s2vc["kbps"], 1)) > 0.05 for r in shown))
+
+
+def tile_label(record: dict) -> str:
+    """A player's label: "codec · preset · kbps", flagged when S2VC missed its target."""
+    flag = f" ⚠️ target {record['target_kbps']:g} kbps not reachable" if off_target(record) else ""
+    return record["key"] + flag
 
 
 def records(state: dict | None) -> list[dict]:
@@ -325,6 +432,10 @@ def records(state: dict | None) -> list[dict]:
 def player_records(state: dict | None) -> list[dict]:
     """Records shown in the players: one per codec at the main bitrate."""
     return [r for r in records(state) if r.get("preview")]
+
+
+TABLE_COLUMNS = ["codec", "preset", "target kbps", "kbps", "within 5%", "bpp", "encode s", "decode s",
+                 "decoder check"]  # and one column per metric between bpp and encode s
 
 
 def results_table(state: dict | None) -> pd.DataFrame:
@@ -338,7 +449,7 @@ def results_table(state: dict | None) -> pd.DataFrame:
         row |= {"encode s": round(r["encode_seconds"], 2), "decode s": _decode_seconds(r),
                 "decoder check": r.get("decoder_check") or "–"}
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=TABLE_COLUMNS)
 
 
 def _decode_seconds(record: dict) -> float | str:
@@ -352,7 +463,7 @@ def _decode_seconds(record: dict) -> float | str:
 def bd_table(state: dict | None, anchor: str = "x265") -> pd.DataFrame:
     """BD-rates of every codec against the anchor for every measured metric (the sweep gives the curves)."""
     if not records(state):
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["codec", "anchor", "metric", "bd_rate_percent", "bd_quality", "note"])
     return engine.bd_table(state["results"], anchor).round(3)
 
 
@@ -384,8 +495,13 @@ def conditions_markdown(state: dict | None) -> str:
     lines.append("\n<details><summary>encoder versions, settings and exact command lines</summary>\n")
     for r in player_records(state):
         settings = ", ".join(f"{k}: {v}" for k, v in r["settings"].items())
-        lines.append(f"- **{r['label']}** ({r['version']}): {settings}; `{r['command']}`")
+        lines.append(f"- **{r['label']}** ({r['version']}): {settings}; `{public_command(r, state)}`")
     return "\n".join(lines) + "\n\n</details>"
+
+
+def public_command(record: dict, state: dict) -> str:
+    """A record's command line with the server's run folder left out (paths relative to the downloaded files)."""
+    return record["command"].replace(f"{Path(state['dir']).resolve()}/", "").replace(f"{state['dir']}/", "")
 
 
 def comparison_choices(state: dict | None) -> list[str]:
@@ -409,14 +525,34 @@ def frame_views(clip: dict, state: dict | None, a: str, b: str, frame: int, cent
     frames_a, frames_b = _frames_for(a, clip, state), _frames_for(b, clip, state)
     index = int(np.clip(frame, 0, len(frames_a) - 1))
     img_a, img_b = np.asarray(frames_a[index]), np.asarray(frames_b[index])
-    crop = _crop_box(img_a.shape, center_x, center_y, int(zoom))
-    crop_a, crop_b = (_enlarge(img[crop], int(zoom)) for img in (img_a, img_b))
+    crop = crop_box(img_a.shape, center_x, center_y, int(zoom))
+    crop_a, crop_b = (enlarge(img[crop], int(zoom)) for img in (img_a, img_b))
     diff = np.abs(img_a.astype(np.int16) - img_b.astype(np.int16)).max(axis=2)
     diff = np.clip(diff * 4, 0, 255).astype(np.uint8)
     return (img_a, img_b), (crop_a, crop_b), np.repeat(diff[..., None], 3, axis=2)
 
 
-def _crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: int) -> tuple[slice, slice]:
+def save_views(session_path: Path, images: dict[str, np.ndarray]) -> dict[str, str]:
+    """PNG files of the frame views in the session folder, so that the page's images go with the session instead
+    of piling up in Gradio's cache; views older than the last few are removed (the page may still be fetching
+    those)."""
+    from PIL import Image
+
+    folder = Path(session_path) / "views"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamps = sorted({int(p.stem.rsplit("-", 1)[1]) for p in folder.glob("*-*.png")})
+    for old in stamps[:-KEPT_VIEWS]:
+        for path in folder.glob(f"*-{old}.png"):
+            path.unlink(missing_ok=True)
+    stamp = time.time_ns()  # a new name each time: the browser must not show a cached image
+    paths = {}
+    for name, image in images.items():
+        paths[name] = str(folder / f"{name}-{stamp}.png")
+        Image.fromarray(np.ascontiguousarray(image)).save(paths[name], compress_level=1)
+    return paths
+
+
+def crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: int) -> tuple[slice, slice]:
     height, width = shape[:2]
     ch, cw = max(height // zoom, 8), max(width // zoom, 8)
     top = int(np.clip(center_y * height - ch / 2, 0, height - ch))
@@ -424,36 +560,52 @@ def _crop_box(shape: tuple[int, ...], center_x: float, center_y: float, zoom: in
     return slice(top, top + ch), slice(left, left + cw)
 
 
-def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour enlargement so that coding artefacts stay visible as pixels."""
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
 # ---------------------------------------------------------------- downloads
 
 
 def export_files(state: dict | None) -> dict[str, Any]:
-    """Write results (JSON, CSV), RD figures (HTML, PNG), decoded videos, the HTML report and a zip of everything."""
-    from app import report
+    """Write results (JSON, CSV), RD figures (HTML, PNG), decoded videos, the HTML report and a zip of everything;
+    the zip also holds the original, the previews and `studio.json`, so that the app can open it again."""
+    from app import bundle, report
 
     if not records(state):
         return {"files": [], "zip": None, "report": None, "messages": []}
     out, clip = Path(state["dir"]), state["clip"]
     files: list[Path] = [Path(r["bitstream"]) for r in records(state)]
+    decoded, previews = {}, {}
     for r in player_records(state):
-        files.append(players.write_lossless(load_frames(r["decoded"]), clip["fps"],
-                                            out / "decoded" / f"{Path(r['bitstream']).stem}.mkv"))
+        decoded[r["key"]] = players.write_lossless(load_frames(r["decoded"]), clip["fps"],
+                                                   out / "decoded" / f"{Path(r['bitstream']).stem}.mkv")
+        previews[r["key"]] = _copy_into(Path(r["preview"]), out / "previews")
+    files += decoded.values()
     saved, png_error = engine.save(state["results"], out)
     files += saved
     report_path = report.write_report(state, rd_figures(state), results_table(state), bd_table(state),
                                       out / "report.html")
     files.append(report_path)
+    original = players.write_lossless(load_frames(clip["frames"]), clip["fps"], out / bundle.ORIGINAL_FILE)
+    original_preview = _copy_into(Path(clip["preview"]), out / "previews", "original.mp4")
+    manifest = bundle.write_manifest(state, out, decoded, previews, original, original_preview)
     zip_path = out / "s2vc_studio_results.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
+        for path in [*files, original, *previews.values(), original_preview, manifest]:
             archive.write(path, path.relative_to(out))
     return {"files": [str(p) for p in files], "zip": str(zip_path), "report": str(report_path),
             "messages": [png_error] if png_error else []}
+
+
+def _copy_into(path: Path, folder: Path, name: str | None = None) -> Path:
+    """`path` inside `folder` (a hard link or copy when it lies elsewhere)."""
+    target = folder / (name or path.name)
+    if path.resolve() == target.resolve():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copyfile(path, target)
+    return target
 
 
 def model_markdown(slot: ModelSlot) -> str:

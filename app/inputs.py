@@ -11,7 +11,8 @@ import numpy as np
 
 from app.settings import CLIP_SUFFIXES, Limits
 
-DOWNSCALES = {"original size": 1, "1/2": 2, "1/4": 4}
+FIT = "fit the limit"
+DOWNSCALES = {"original size": 1, "1/2": 2, "1/4": 4, FIT: 0}  # 0: the largest size within the pixel limit
 
 
 class InputError(ValueError):
@@ -73,9 +74,11 @@ def load_clip(path: str | Path | None, limits: Limits, *, start: int = 0, count:
         raise InputError(f"Unknown downscale {downscale!r}; choose one of {', '.join(DOWNSCALES)}.")
     frames, fps, source = _read(path, raw_size, raw_fps, start, count, factor, limits)
     notes = []
-    if factor > 1:
-        frames = _downscale(frames, factor)
-        notes.append(f"downscaled 1/{factor} from {source[0]}x{source[1]}")
+    size = scaled_size(source, factor, limits.max_pixels)
+    if size != source:
+        frames = _downscale(frames, size)
+        how = downscale if factor else f"to {size[0]}x{size[1]} (the largest size within the limit)"
+        notes.append(f"downscaled {how} from {source[0]}x{source[1]}")
     if len(frames) < 2:
         raise InputError(f"{path.name} gives only 1 frame from frame {start}; a video comparison needs at least 2.")
     w, h = frames.shape[2], frames.shape[1]
@@ -100,11 +103,13 @@ def _read(path: Path, raw_size: tuple[int, int] | None, raw_fps: float | None, s
         raise InputError(f"{path.name} could not be read as a video: {_reason(exc, path)}") from None
     except Exception as exc:  # PyAV/PIL errors on files that only look like videos
         raise InputError(f"{path.name} could not be read as a video ({type(exc).__name__}).") from None
-    pixels = (info.width // factor) * (info.height // factor)
-    if pixels > limits.max_pixels:
-        scaled = f" ({pixels:,} after the 1/{factor} downscale)" if factor > 1 else ""
+    width, height = scaled_size((info.width, info.height), factor, limits.max_pixels)
+    if width * height > limits.max_pixels:
+        scaled = f" ({width * height:,} after the 1/{factor} downscale)" if factor > 1 else ""
+        fits = next((name for name, f in DOWNSCALES.items()
+                     if f > factor and (info.width // f) * (info.height // f) <= limits.max_pixels), FIT)
         raise InputError(f"{info.width}x{info.height} is {info.width * info.height:,} pixels per frame{scaled}; "
-                         f"the limit is {limits.max_pixels:,}. Pick a (larger) downscale.")
+                         f"the limit is {limits.max_pixels:,}. Choose the downscale \"{fits}\".")
     if info.frames is not None and info.frames <= start:
         raise InputError(f"{path.name} has {info.frames} frames; start frame {start} is past its end.")
     try:
@@ -121,11 +126,23 @@ def _reason(exc: Exception, path: Path) -> str:
     return str(exc).replace(f"{path}: ", "").replace(str(path), path.name)
 
 
-def _downscale(frames: np.ndarray, factor: int) -> np.ndarray:
-    """Area-average downscale by FFmpeg's swscale (through PyAV) to even sizes."""
+def scaled_size(size: tuple[int, int], factor: int, max_pixels: int) -> tuple[int, int]:
+    """(width, height) after a downscale: 1/factor (even sizes), or for `FIT` (factor 0) the largest even size of
+    the same aspect within `max_pixels` (the size itself when it fits)."""
+    width, height = size
+    if factor == 1 or (factor == 0 and width * height <= max_pixels):
+        return width, height
+    if factor == 0:
+        scale = (max_pixels / (width * height)) ** 0.5
+        return int(width * scale) // 2 * 2, int(height * scale) // 2 * 2
+    return width // factor // 2 * 2, height // factor // 2 * 2
+
+
+def _downscale(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-average downscale by FFmpeg's swscale (through PyAV) to `size` (width, height)."""
     import av
 
-    height, width = frames.shape[1] // factor // 2 * 2, frames.shape[2] // factor // 2 * 2
+    width, height = size
     return np.stack([av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
                      .reformat(width, height, interpolation="AREA").to_ndarray(format="rgb24") for f in frames])
 

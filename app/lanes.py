@@ -24,14 +24,18 @@ class _Finished:
     error: BaseException | None
 
 
-def run_lanes(lanes: dict[str, Lane]) -> Iterator[Any]:
+def run_lanes(lanes: dict[str, Lane], stop: threading.Event | None = None,
+              after: Callable[[], None] | None = None) -> Iterator[Any]:
     """Start every lane in its own thread and yield what they post, in order of arrival, until all have returned.
 
     A lane's exception is raised here. Leaving early (an exception, or closing the generator) sets the lanes'
-    stop event, so they return after their current step; nobody waits for them.
+    `stop` event, so they return after their current step; nobody waits for them. `after` runs once every lane
+    has returned (in the last lane's thread), however the consumer left.
     """
     events: Queue = Queue()
-    stop = threading.Event()
+    stop = stop or threading.Event()
+    left = [len(lanes)]
+    lock = threading.Lock()
 
     def body(lane: Lane) -> None:
         try:
@@ -40,6 +44,12 @@ def run_lanes(lanes: dict[str, Lane]) -> Iterator[Any]:
             events.put(_Finished(exc))
         else:
             events.put(_Finished(None))
+        finally:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last and after is not None:
+                after()
 
     for name, lane in lanes.items():
         threading.Thread(target=body, args=(lane,), name=f"s2vc-studio-{name}", daemon=True).start()

@@ -1,7 +1,9 @@
 """The S2VC model, created lazily and once per process, shared by every browser session."""
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -15,6 +17,22 @@ def pick_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     except Exception:  # torch missing or broken: the baselines still run
         return "cpu"
+
+
+def is_official(checkpoint: str | None, preset: str | None) -> bool:
+    """Whether the model asked for is the official (paper) architecture: an official release folder, our format
+    saved from the official preset, or the official preset by name."""
+    if preset is not None:
+        return preset == "official"
+    if not checkpoint:  # the bundled tiny model
+        return False
+    folder = Path(checkpoint)
+    if (folder / "P_ckpts").is_dir() and (folder / "I_ckpts").is_dir():
+        return True
+    try:
+        return json.loads((folder / "config.json").read_text()).get("preset") == "official"
+    except (OSError, ValueError):
+        return False
 
 
 class ModelSlot:

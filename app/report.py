@@ -17,22 +17,24 @@ from PIL import Image
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-.frames{display:flex;flex-wrap:wrap;gap:8px}.frames figure{margin:0}
-.frames img{max-width:380px;image-rendering:pixelated}
+.frames{display:grid;gap:8px}.frames figure{margin:0}
+.frames img{width:100%;image-rendering:pixelated}
 figcaption{font-size:12px;text-align:center}.plots{display:grid;grid-template-columns:1fr 1fr;gap:8px}
 """
 
 
 def write_report(state: dict, figures: dict[str, Any], table: pd.DataFrame, bd: pd.DataFrame, path: Path) -> Path:
     """Write the report for one run to `path`."""
-    from app.handlers import load_frames, player_records
+    from app.handlers import demo_model_note, load_frames, player_records, public_command
 
     clip = state["clip"]
     records = player_records(state)
     results = state["results"]
     original = load_frames(clip["frames"])
+    note = demo_model_note(state)
     parts = [f"<h1>S2VC Studio — {html.escape(clip['name'])}</h1>",
              f"<p>{html.escape(_plain(clip['description']))}</p>",
+             f"<p><b>{html.escape(_plain(note))}</b></p>" if note else "",
              "<h2>Results</h2>", table.to_html(index=False, na_rep="–"),
              "<h2>BD-rates against x265</h2>", bd.to_html(index=False, na_rep="–"),
              "<h2>Rate–distortion–perception</h2><div class='plots'>"]
@@ -43,7 +45,9 @@ def write_report(state: dict, figures: dict[str, Any], table: pd.DataFrame, bd: 
     for frame in sorted({0, count // 2, count - 1}):
         tiles = [_figure(original[frame], f"original, frame {frame}")]
         tiles += [_figure(load_frames(r["decoded"])[frame], f"{r['key']}, frame {frame}") for r in records]
-        parts.append(f"<div class='frames'>{''.join(tiles)}</div>")
+        columns = 2 if len(tiles) == 4 else min(len(tiles), 3)  # 2x2 for four tiles, else rows of three
+        parts.append(f"<div class='frames' style='grid-template-columns:repeat({columns},1fr)'>{''.join(tiles)}"
+                     "</div>")
     parts.append("<h2>Test conditions</h2><ul>")
     conditions = results["test_conditions"] | state["conditions"]
     parts += [f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in conditions.items()]
@@ -52,7 +56,7 @@ def write_report(state: dict, figures: dict[str, Any], table: pd.DataFrame, bd: 
     for r in records:
         settings = ", ".join(f"{k}: {v}" for k, v in r["settings"].items())
         parts.append(f"<li><b>{html.escape(r['label'])}</b> ({html.escape(r['version'])}): {html.escape(settings)}"
-                     f"<br><code>{html.escape(r['command'])}</code></li>")
+                     f"<br><code>{html.escape(public_command(r, state))}</code></li>")
     parts.append("</ul>")
     for message in state["messages"]:
         parts.append(f"<p><i>{html.escape(message)}</i></p>")

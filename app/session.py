@@ -1,21 +1,41 @@
-"""Per-session temporary folders: one per browser session, removed when the session ends or grows too old."""
+"""Per-session temporary folders: one per browser session, removed when the session ends or grows too old.
+
+A closed session (its tab closed, or its state expired) stays closed: its runs are told to stop, and whatever a
+run was still writing is removed once that run has stopped (`discard_if_closed`). Files Gradio keeps for a session
+outside its folder (uploads) are listed in the folder's `UPLOADS` file and removed with it.
+"""
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 import time
 from pathlib import Path
 
+UPLOADS = "uploads.txt"
+_closed: set[str] = set()
+_stops: dict[str, list[threading.Event]] = {}
+_lock = threading.Lock()
+
 
 def session_dir(root: Path, session_hash: str) -> Path:
-    """The folder of one browser session (created when missing), named after Gradio's session hash."""
+    """The folder of one browser session (created when missing, unless the session is closed), named after
+    Gradio's session hash."""
     safe = "".join(ch for ch in session_hash if ch.isalnum() or ch in "-_") or "anonymous"
     path = Path(root) / safe
-    path.mkdir(parents=True, exist_ok=True)
+    if not is_closed(path):
+        path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class SessionClosed(RuntimeError):
+    """The browser session ended; its work stops and writes nothing more."""
 
 
 def run_dir(session: Path, name: str) -> Path:
     """A fresh sub-folder for one run inside a session folder (older runs of the session are removed)."""
+    if is_closed(session):
+        raise SessionClosed(f"session {Path(session).name} is closed")
     for old in Path(session).glob("run-*"):
         shutil.rmtree(old, ignore_errors=True)
     path = Path(session) / f"run-{name}"
@@ -24,9 +44,59 @@ def run_dir(session: Path, name: str) -> Path:
 
 
 def remove(path: str | Path | None) -> None:
-    """Delete a session folder; used as `gr.State(delete_callback=...)` and from `demo.unload`."""
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
+    """Delete a session folder and the uploads it lists."""
+    if not path:
+        return
+    uploads = Path(path) / UPLOADS
+    cache = Path(path).resolve().parent.parent  # the app's temp root, Gradio's cache: nothing outside it goes
+    if uploads.is_file():
+        for upload in map(Path, uploads.read_text(encoding="utf-8").splitlines()):
+            if upload.is_relative_to(cache):
+                upload.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # Gradio keeps each upload in a folder of its own
+                    upload.parent.rmdir()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def note_upload(session: Path, upload: str | Path) -> None:
+    """Remember a file Gradio stored for this session elsewhere, so that it goes with the session."""
+    with open(Path(session) / UPLOADS, "a", encoding="utf-8") as f:
+        f.write(f"{Path(upload).resolve()}\n")
+
+
+def close(path: str | Path | None) -> None:
+    """End a session: stop its runs, remove its folder, and keep it closed (used as the state's
+    `delete_callback` and from `demo.unload`)."""
+    if not path:
+        return
+    key = str(Path(path).resolve())
+    with _lock:
+        _closed.add(key)
+        stops = _stops.pop(key, [])
+    for stop in stops:
+        stop.set()
+    remove(path)
+
+
+def watch(path: str | Path, stop: threading.Event) -> None:
+    """Set `stop` when the session at `path` closes (at once if it is closed already)."""
+    key = str(Path(path).resolve())
+    with _lock:
+        if key not in _closed:
+            _stops.setdefault(key, []).append(stop)
+            return
+    stop.set()
+
+
+def is_closed(path: str | Path) -> bool:
+    with _lock:
+        return str(Path(path).resolve()) in _closed
+
+
+def discard_if_closed(path: str | Path) -> None:
+    """Remove what a stopped run left in a session that closed meanwhile."""
+    if is_closed(path):
+        remove(path)
 
 
 def sweep(root: Path, max_age_s: float, now: float | None = None) -> list[Path]:

@@ -7,18 +7,19 @@ from typing import Any
 
 import gradio as gr
 
-from app import engine, handlers, players, session
+from app import compose, engine, handlers, players, session, slides
 from app.inputs import DOWNSCALES, InputError
 from app.model_slot import ModelSlot
-from app.settings import CLIP_SUFFIXES, Settings, sample_clips
+from app.settings import CLIP_SUFFIXES, GPU_MEMORY_NOTE, Settings, sample_clips
 
 CODEC_SLOTS = 4
-CSS = "#s2vc-players video{max-height:260px} .s2vc-error{color:#b00020}"
+CSS = ("#s2vc-players video{max-height:260px} .s2vc-error{color:#b00020} "
+       "#s2vc-model-note{border-left:4px solid #e0a000;padding-left:8px}")
 
 
 def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
     """The whole page; `launch_options()` gives what `launch` needs (head script, CSS, allowed paths)."""
-    limits, root = settings.limits, settings.temp_root
+    limits, root = settings.limits, settings.sessions_root
     choices = engine.codec_choices()
     metric_info = engine.metric_choices()
     metrics = [m.name for m in metric_info if m.reason is None]
@@ -28,10 +29,14 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         return session.session_dir(root, request.session_hash or "anonymous")
 
     with gr.Blocks(title="S2VC Studio", delete_cache=(600, settings.session_ttl_s)) as demo:
-        session_state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=session.remove)
+        session_state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=session.close)
         clip_state, run_state = gr.State(None), gr.State(None)
         gr.Markdown("# S2VC Studio\nUpload a clip, pick a target bitrate, and compare S2VC with HEVC and VVC.")
         model_md = gr.Markdown(handlers.model_markdown(slot), elem_id="s2vc-model")
+        with gr.Accordion("Open a saved run (the .zip this page exports; no model needed)", open=False):
+            open_file = gr.File(label="saved run (.zip)", file_types=[".zip"], type="filepath", elem_id="s2vc-open")
+            open_choice = gr.Dropdown([], label="the file holds several runs: open this one", visible=False,
+                                      elem_id="s2vc-open-run")
 
         with gr.Row():
             with gr.Column():
@@ -50,7 +55,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     count = gr.Number(limits.max_frames, label="frames (at most)", precision=0, minimum=1,
                                       maximum=limits.max_frames, elem_id="s2vc-count")
                     downscale = gr.Dropdown(list(DOWNSCALES), value="original size", label="downscale")
-                gr.Markdown(f"Limits: {limits.describe()}.")
+                memory = f" {GPU_MEMORY_NOTE}." if limits.max_pixels >= 1920 * 1080 else ""
+                gr.Markdown(f"Limits: {limits.describe()}.{memory}")
                 load_btn = gr.Button("Load clip")
                 clip_md = gr.Markdown(elem_id="s2vc-clip")
             with gr.Column():
@@ -73,12 +79,15 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     elem_id="s2vc-metrics")
                 run_btn = gr.Button("Run", variant="primary", elem_id="s2vc-run")
                 status_md = gr.Markdown(elem_id="s2vc-status")
+                match_btn = gr.Button("Run the baselines at S2VC's real bitrate", visible=False, size="sm",
+                                      elem_id="s2vc-match")
 
         gr.Markdown("### Players (in sync; labels give the bitrate measured on each codec's own bitstream)")
         with gr.Row(elem_id="s2vc-players"):
             original_video = gr.Video(label="original", interactive=False, loop=True)
             videos = [gr.Video(visible=False, interactive=False, loop=True) for _ in range(CODEC_SLOTS)]
         play_btn = gr.Button("Play all from the start", size="sm")
+        model_note = gr.Markdown(elem_id="s2vc-model-note")
 
         gr.Markdown("### Frame comparison")
         with gr.Row():
@@ -105,9 +114,10 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         per_frame_plot = gr.Plot(label="per frame")
 
         gr.Markdown("### Results")
-        table = gr.Dataframe(label="results", interactive=False, elem_id="s2vc-table")
-        bd = gr.Dataframe(label="BD-rate against x265 (negative = fewer bits for the same quality)",
-                          interactive=False)
+        table = gr.Dataframe(handlers.results_table(None), label="results", interactive=False, wrap=True,
+                             elem_id="s2vc-table")
+        bd = gr.Dataframe(handlers.bd_table(None), label="BD-rate against x265 (negative = fewer bits for the "
+                          "same quality)", interactive=False, wrap=True, elem_id="s2vc-bd")
         conditions_md = gr.Markdown()
 
         gr.Markdown("### Downloads")
@@ -115,17 +125,31 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             zip_btn = gr.DownloadButton("Everything (.zip)", interactive=False, elem_id="s2vc-zip")
             report_btn = gr.DownloadButton("HTML report", interactive=False)
         files = gr.File(label="result files", file_count="multiple", interactive=False)
+        with gr.Accordion("Slides: media for a talk", open=False):
+            gr.Markdown("H.264 MP4s (play in PowerPoint, Keynote and browsers) of the clip shown, each tile labelled "
+                        "\"codec · preset · kbps\"; a PNG of the zoomed crop above (frame, centre and zoom as set "
+                        "there) with each codec's figures; the RD plots as PNG and SVG at 1920x1080.")
+            with gr.Row():
+                layout_box = gr.Radio(list(compose.LAYOUTS), value="grid", label="side-by-side layout")
+                wipe_box = gr.Dropdown([], label="wipe video: original | this codec")
+            slides_btn = gr.Button("Export slide media", interactive=False, elem_id="s2vc-slides-btn")
+            slide_files = gr.File(label="slide media", file_count="multiple", interactive=False,
+                                  elem_id="s2vc-slides")
 
         # ------------------------------------------------------------ events
         clip_inputs = [upload, sample, raw_w, raw_h, raw_fps, start, count, downscale]
         clip_outputs = [clip_state, clip_md, original_video, bpp_md, frame]
+        result_outputs = [*videos, a_box, b_box, *rd_plots.values(), table, bd, conditions_md, model_note, match_btn,
+                          wipe_box]
+        cleared = [*result_outputs, per_frame_plot, slider_full, slider_crop, diff_image, zip_btn, report_btn, files,
+                   slides_btn, slide_files]
 
         def on_load(request: gr.Request) -> tuple[str, str]:
             session.sweep(root, settings.session_ttl_s)
             return str(session_of(request)), handlers.model_markdown(slot)
 
         def on_unload(request: gr.Request) -> None:
-            session.remove(root / str(request.session_hash))
+            session.close(root / str(request.session_hash))
 
         def load_model() -> str:
             slot.get()
@@ -134,6 +158,8 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         def on_clip(up, smp, rw, rh, rfps, st, n, ds, value, current, request: gr.Request,
                     progress: gr.Progress = gr.Progress()) -> tuple:
             progress(0.1, desc="decoding the clip")
+            if up:
+                session.note_upload(session_of(request), up)
             try:
                 clip = handlers.prepare_clip(up, smp, rw, rh, rfps, st, n, ds, limits, session_of(request), current)
             except InputError as exc:
@@ -144,9 +170,16 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             return clip, clip["description"], clip["preview"], handlers.bpp_text(value, clip), \
                 gr.update(maximum=clip["count"] - 1, value=0)
 
+        def on_clip_for_run(up, smp, rw, rh, rfps, st, n, ds, value, current, request: gr.Request,
+                            progress: gr.Progress = gr.Progress()) -> tuple:
+            if current and current.get("opened"):  # a saved run's clip is coded again as it is
+                return current, gr.update(), gr.update(), gr.update(), gr.update()
+            return on_clip(up, smp, rw, rh, rfps, st, n, ds, value, current, request, progress)
+
         def on_reset() -> list:
-            return [None, "", *[gr.update(value=None, visible=False) for _ in videos], None, None, None,
-                    gr.update(interactive=False), gr.update(interactive=False), None]
+            return [None, "", *_results_view(None, metrics), None, None, None, None,
+                    gr.update(value=None, interactive=False), gr.update(value=None, interactive=False), None,
+                    gr.update(interactive=False), None]
 
         def on_run(data: dict, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
             clip, value, do_sweep, text, codecs, chosen = (
@@ -156,17 +189,54 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                 yield [None, _error("Load a valid clip first (see the message under the clip settings)."),
                        *_results_view(None, metrics)]
                 return
-            state = None
+            rates = None
             try:
                 rates = handlers.parse_rates(value, do_sweep, text)
-                stream = handlers.run_comparison(clip, rates, list(codecs), presets, list(chosen), session_of(request),
-                                                 slot, lambda f, d: progress(f, desc=d))
-                for state in stream:
+            except InputError as exc:
+                yield [None, _error(str(exc)), *_results_view(None, metrics)]
+                return
+            yield from _stream(handlers.run_comparison(clip, rates, list(codecs), presets, list(chosen),
+                                                       session_of(request), slot, lambda f, d: progress(f, desc=d)))
+
+        def on_match(state: dict, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
+            yield from _stream(handlers.match_s2vc(state, session_of(request), lambda f, d: progress(f, desc=d)),
+                               state)
+
+        def _stream(runs: Iterator[dict], state: dict | None = None) -> Iterator[list]:
+            try:
+                for state in runs:
                     yield [state, _status(state), *_results_view(state, metrics)]
             except InputError as exc:
                 yield [state, _error(str(exc)), *_results_view(state, metrics)]
             except Exception as exc:  # the page gets the reason, never a stack trace
                 yield [state, _error(f"The run stopped: {type(exc).__name__}: {exc}"), *_results_view(state, metrics)]
+
+        def on_open(path: str | None, choice: str | None, request: gr.Request,
+                    progress: gr.Progress = gr.Progress()) -> list:
+            names = handlers.saved_run_names(path) if path else []
+            if len(names) > 1 and choice not in names:  # a suite: the user picks a run first
+                return [gr.update()] * len(clip_outputs) + [gr.update(), f"{len(names)} runs in this file: pick one."] \
+                    + [gr.update()] * len(result_outputs) + [gr.update(choices=names, value=None, visible=True)]
+            return _open(path, choice if len(names) > 1 else None, request, progress) + [
+                gr.update(visible=len(names) > 1)]
+
+        def on_open_initial(request: gr.Request, progress: gr.Progress = gr.Progress()) -> list:
+            return _open(settings.open_path, settings.open_sequence, request, progress)
+
+        def _open(path: str | None, sequence: str | None, request: gr.Request, progress: gr.Progress) -> list:
+            if not path:
+                return [gr.update()] * (len(clip_outputs) + 2 + len(result_outputs))
+            progress(0.1, desc="opening the saved run")
+            if path != settings.open_path:  # an upload: it goes with the session
+                session.note_upload(session_of(request), path)
+            try:
+                clip, state = handlers.open_run(path, session_of(request), sequence)
+            except InputError as exc:
+                return [gr.update()] * len(clip_outputs) + [gr.update(), _error(f"Cannot open it: {exc}")] + \
+                    [gr.update()] * len(result_outputs)
+            return [clip, clip["description"], clip["preview"], handlers.bpp_text(state["primary_kbps"], clip),
+                    gr.update(maximum=clip["count"] - 1, value=0), state, _status(state),
+                    *_results_view(state, metrics)]
 
         def on_finish(state, metric) -> list:
             try:
@@ -183,38 +253,65 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     gr.update(value=exports["report"], interactive=ready), exports["files"] or None,
                     gr.update(choices=choices_ab, value=handlers.ORIGINAL), gr.update(choices=choices_ab,
                                                                                        value=b_value),
-                    handlers.per_frame_figure(state, metric), handlers.model_markdown(slot)]
+                    handlers.per_frame_figure(state, metric), handlers.model_markdown(slot),
+                    gr.update(interactive=ready)]
 
-        def on_view(clip, state, a, b, index, cx, cy, z) -> tuple:
+        def on_view(clip, state, a, b, index, cx, cy, z, request: gr.Request) -> tuple:
             if not clip:
                 return None, None, None
             try:
                 pair, crop, diff = handlers.frame_views(clip, state, a, b, int(index), cx, cy, int(z))
             except InputError:
                 return None, None, None
-            return pair, crop, diff
+            views = handlers.save_views(session_of(request), {"a": pair[0], "b": pair[1], "crop_a": crop[0],
+                                                              "crop_b": crop[1], "diff": diff})
+            return (views["a"], views["b"]), (views["crop_a"], views["crop_b"]), views["diff"]
 
-        demo.load(on_load, None, [session_state, model_md]).then(
-            load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
+        def on_slides(state, layout, wipe_key, index, cx, cy, z, progress: gr.Progress = gr.Progress()) -> Any:
+            if not handlers.player_records(state):
+                return None
+            folder = Path(state["dir"]) / "slides"
+            progress(0.1, desc="side-by-side video")
+            made = [slides.side_by_side(state, layout, folder / f"side_by_side_{layout}.mp4")]
+            key = wipe_key or handlers.player_records(state)[0]["key"]
+            progress(0.4, desc="wipe video")
+            made.append(slides.wipe_video(state, key, folder / "wipe.mp4"))
+            made.append(slides.crop_figure(state, int(index), cx, cy, int(z), folder / f"crop_frame{int(index)}.png"))
+            progress(0.7, desc="RD plots")
+            made += slides.rd_slides(state, folder)
+            return [str(p) for p in made]
+
+        finish_outputs = [status_md, zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md, slides_btn]
+        view_inputs = [clip_state, run_state, a_box, b_box, frame, center_x, center_y, zoom]
+        view_outputs = [slider_full, slider_crop, diff_image]
+        opened = [*clip_outputs, run_state, status_md, *result_outputs]
+        load = demo.load(on_load, None, [session_state, model_md])
+        if settings.open_path:
+            load = load.then(on_open_initial, None, opened, show_progress_on=[status_md]).then(
+                on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
+        load.then(load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
         demo.unload(on_unload)
         gr.on([load_btn.click, upload.upload, upload.clear, sample.change], on_clip,
               clip_inputs + [kbps, clip_state], clip_outputs, show_progress_on=[clip_md], trigger_mode="always_last")
         kbps.change(handlers.bpp_text, [kbps, clip_state], bpp_md)
-        result_outputs = [*videos, a_box, b_box, *rd_plots.values(), table, bd, conditions_md]
-        view_inputs = [clip_state, run_state, a_box, b_box, frame, center_x, center_y, zoom]
-        view_outputs = [slider_full, slider_crop, diff_image]
-        run_btn.click(on_clip, clip_inputs + [kbps, clip_state], clip_outputs).then(
-            on_reset, None, [run_state, status_md, *videos, slider_full, slider_crop, diff_image, zip_btn,
-                             report_btn, files]).then(
+        gr.on([open_file.upload, open_choice.input], on_reset, None, [run_state, status_md, *cleared]).then(
+            on_open, [open_file, open_choice], [*opened, open_choice], show_progress_on=[status_md]).then(
+            on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
+        run_btn.click(on_clip_for_run, clip_inputs + [kbps, clip_state], clip_outputs).then(
+            on_reset, None, [run_state, status_md, *cleared]).then(
             on_run, {clip_state, kbps, sweep, sweep_text, codec_box, metric_box, *preset_boxes.values()},
             [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
-            concurrency_id="codec").then(
-            on_finish, [run_state, per_frame_metric],
-            [status_md, zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md]).then(
-            on_view, view_inputs, view_outputs)
-        gr.on([a_box.change, b_box.change, frame.release, zoom.change, center_x.release, center_y.release],
+            concurrency_id="codec", show_progress_on=[status_md]).then(
+            on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
+        match_btn.click(on_match, run_state, [run_state, status_md, *result_outputs],
+                        concurrency_limit=settings.concurrency, concurrency_id="codec",
+                        show_progress_on=[status_md]).then(
+            on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
+        gr.on([a_box.change, b_box.change, frame.change, zoom.change, center_x.release, center_y.release],
               on_view, view_inputs, view_outputs, trigger_mode="always_last")
         per_frame_metric.change(handlers.per_frame_figure, [run_state, per_frame_metric], per_frame_plot)
+        slides_btn.click(on_slides, [run_state, layout_box, wipe_box, frame, center_x, center_y, zoom], slide_files,
+                         concurrency_limit=settings.concurrency, concurrency_id="codec")
         play_btn.click(None, js=players.PLAY_ALL_JS)
     return demo
 
@@ -226,32 +323,41 @@ def _error(message: str) -> str:
 def _status(state: dict) -> str:
     done = "Done." if state["done"] else "Running…"
     lines = [f"{done} {len(handlers.records(state))} result(s)."]
+    if state.get("conditions", {}).get("opened from"):
+        lines[0] = f"Opened {state['conditions']['opened from']}: {len(handlers.records(state))} result(s)."
     if any(r.get("decoder_check") == "pending" for r in handlers.records(state)) and not state["done"]:
         lines.append("- S2VC is shown from its encoder's reconstructions; its decoder check (bit-exact, decode time) "
                      "follows.")
+    hint = ": press \"Run the baselines at S2VC's real bitrate\" to compare at equal rate" \
+        if handlers.can_match(state) else ""
+    lines += [f"- ⚠️ {note}{hint}" for note in handlers.off_target_notes(state)]
     return "\n".join(lines + [f"- ⚠️ {m}" for m in state["messages"]])
 
 
 def _results_view(state: dict | None, metrics: list[str]) -> list[Any]:
-    """Updates for the players, A/B choices, RD plots, tables and conditions from a run state."""
+    """Updates for the players, A/B choices, RD plots, tables, conditions, the model note, the match button and
+    the wipe choices from a run state (None clears them)."""
     records = handlers.player_records(state)
     video_updates = []
     for index in range(CODEC_SLOTS):
         if index < len(records):
             r = records[index]
-            video_updates.append(gr.update(value=r["preview"], label=r["key"], visible=True))
+            video_updates.append(gr.update(value=r["preview"], label=handlers.tile_label(r), visible=True))
         else:
             video_updates.append(gr.update(value=None, visible=False))
     choices_ab = handlers.comparison_choices(state)
     figures = handlers.rd_figures(state)
-    plot_updates = [gr.update(value=figures[m], visible=True) if m in figures else gr.update(visible=False)
+    plot_updates = [gr.update(value=figures[m], visible=True) if m in figures else gr.update(value=None,
+                                                                                              visible=False)
                     for m in metrics]
+    keys = [r["key"] for r in records]
     return [*video_updates, gr.update(choices=choices_ab), gr.update(choices=choices_ab), *plot_updates,
-            handlers.results_table(state), handlers.bd_table(state) if records else None,
-            handlers.conditions_markdown(state)]
+            handlers.results_table(state), handlers.bd_table(state), handlers.conditions_markdown(state),
+            handlers.demo_model_note(state), gr.update(visible=handlers.can_match(state)),
+            gr.update(choices=keys, value=next((k for k in keys if k.startswith("S2VC")), keys[0] if keys else None))]
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `demo.launch`: the player sync script, CSS and the session folder root."""
-    settings.temp_root.mkdir(parents=True, exist_ok=True)
+    settings.sessions_root.mkdir(parents=True, exist_ok=True)
     return {"head": players.SYNC_JS, "css": CSS, "allowed_paths": [str(settings.temp_root)]}

@@ -7,7 +7,8 @@ The clip is BasketballPass (PNG frames under $S2VC_SHARED, default ../shared nex
 else the bundled sample clip resized to 416x240 and looped. It is written as an mp4 and loaded through the app's
 upload handler; the run goes through `app.handlers.run_comparison` with the app's presets and default metrics, and
 every state it streams is rendered as the page renders it (plots, tables). The model loads first, as on page load,
-and is not counted. Prints the figures; asserts nothing.
+and is not counted. Then times the downloads, reopening the zip as a saved run (no model) and a side-by-side slide
+video. Prints the figures; asserts nothing.
 """
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ def run(frames: int, kbps: float, codecs: list[str], checkpoint: str | None) -> 
         total = time.perf_counter() - start
         for message in state["messages"]:
             print(f"  message: {message}")
+        time_saved_run(state, Path(tmp))
     print("time to first result: " + ", ".join(f"{c} {first[c]:.1f} s" if c in first else f"{c} none"
                                                for c in codecs))
     shown = f"{max(first.values()):.1f} s" if len(first) == len(codecs) else "never (see messages)"
@@ -106,6 +108,24 @@ def run(frames: int, kbps: float, codecs: list[str], checkpoint: str | None) -> 
         decode = f"{s2vc['decode_seconds']:.1f} s decode" if s2vc and s2vc["decode_seconds"] is not None else "none"
         print(f"decoder check: done at {checked:.1f} s ({decode})" if checked is not None else "decoder check: none")
     print(f"run done (decoder check included): {total:.1f} s")
+
+
+def time_saved_run(state: dict, folder: Path) -> None:
+    """After the run: the downloads (zip), reopening the zip as a talk would (no model), and a slide video."""
+    from app import slides
+
+    start = time.perf_counter()
+    exports = handlers.export_files(state)
+    print(f"downloads written (zip {Path(exports['zip']).stat().st_size / 2**20:.1f} MB): "
+          f"{time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    clip, opened = handlers.open_run(exports["zip"], folder / "talk")
+    render(opened)
+    print(f"saved run opened from the zip ({len(handlers.records(opened))} results, {clip['count']} frames): "
+          f"{time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    slides.side_by_side(opened, "grid", folder / "side_by_side.mp4")
+    print(f"side-by-side slide video (2x2): {time.perf_counter() - start:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,9 +24,10 @@ from .codec import S2VC
 from .config import PRESETS
 from .errors import S2VCError
 from .loading import CHECKPOINT_ENV, default_checkpoint, load_model
-from .video_io import VideoReadError, VideoWriteError, read_video, write_video
+from .video_io import IMAGE_SUFFIXES, VideoReadError, VideoWriteError, read_video, write_video
 
 DEBUG_ENV = "S2VC_DEBUG"
+ESTIMATE_FRAMES = 16  # --kbps estimates: frames coded per rate point (I, reset P and plain P frames among them)
 OUTPUT_SUFFIXES = (".mp4", ".y4m", "")
 
 
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         "point's bitrate is estimated with S2VC.estimate_kbps: the entropy model's exact bits for this clip (no "
         "VAE decode; one encoder pass per rate point) plus the coder's word padding and the container overhead. "
         "The estimates are printed. If none fits, the lowest rate is used with a warning"))
+    enc.add_argument("--estimate-frames", type=_non_negative_int, default=ESTIMATE_FRAMES, metavar="N", help=(
+        f"with --kbps, estimate on the clip's first N frames (at least 3; later frames get the mean of their frame "
+        f"type); 0 = every frame (default {ESTIMATE_FRAMES})"))
     enc.add_argument("--frames", type=_positive_int, metavar="N", help="encode at most N frames (default: all)")
     enc.add_argument("--start", type=_non_negative_int, default=0, metavar="S", help="first frame (default 0)")
     enc.add_argument("--size", type=_size, metavar="WxH", help="frame size of a raw .yuv input")
@@ -153,9 +157,9 @@ def _kbps(total_bytes: float, frames: int, fps: float) -> float:
 # ----------------------------------------------------------------------------------------------- encode
 def run_encode(args: argparse.Namespace) -> int:
     path = Path(args.input)
-    if args.fps is None and (path.is_dir() or path.suffix.lower() == ".yuv"):
-        raise UsageError(f"{path}: a {'PNG folder' if path.is_dir() else 'raw .yuv file'} stores no frame rate: "
-                         "pass --fps F")
+    kind = "PNG folder" if path.is_dir() else {".yuv": "raw .yuv file"}.get(path.suffix.lower(), "single image")
+    if args.fps is None and (path.is_dir() or path.suffix.lower() in (".yuv", *IMAGE_SUFFIXES)):
+        raise UsageError(f"{path}: a {kind} stores no frame rate: pass --fps F")
     if path.suffix.lower() == ".yuv" and args.size is None:
         raise UsageError(f"{path}: a raw .yuv file needs --size WxH")
     frames, fps = read_video(path, args.start, args.frames, args.size, args.fps)
@@ -184,7 +188,10 @@ def _pick_rate(model: S2VC, frames: np.ndarray, fps: float, args: argparse.Names
         raise UsageError(f"--rate {args.rate}: this model has rate points 0..{len(names) - 1} ({', '.join(names)})")
     if args.kbps is None:
         return len(names) // 2
-    estimates = estimate_kbps(model, frames, fps)
+    if 0 < args.estimate_frames < 3:
+        raise UsageError(f"--estimate-frames {args.estimate_frames}: at least 3 (an I, a reset and a plain P-frame), "
+                         "or 0 for every frame")
+    estimates = estimate_kbps(model, frames, fps, args.estimate_frames or None)
     fitting = [r for r, kbps in enumerate(estimates) if kbps <= args.kbps]
     chosen = max(fitting, key=estimates.__getitem__) if fitting else min(range(len(names)), key=estimates.__getitem__)
     print("estimated bitrate per rate point (S2VC.estimate_kbps: entropy-model bits + container, no VAE decode):")
@@ -196,12 +203,14 @@ def _pick_rate(model: S2VC, frames: np.ndarray, fps: float, args: argparse.Names
     return chosen
 
 
-def estimate_kbps(model: S2VC, frames: np.ndarray, fps: float) -> list[float]:
-    """`S2VC.estimate_kbps` of every rate point on this clip (one encoder pass each, no VAE decode)."""
+def estimate_kbps(model: S2VC, frames: np.ndarray, fps: float, max_frames: int | None = None) -> list[float]:
+    """`S2VC.estimate_kbps` of every rate point on this clip (one encoder pass each, no VAE decode), coding only
+    its first `max_frames` frames when it is longer (later frames get their type's mean)."""
     out = []
+    coded = max_frames if max_frames is not None and max_frames < len(frames) else None
     with _progress(len(model.rate_names), "estimate rates", unit="rate") as bar:
         for rate in range(len(model.rate_names)):
-            out.append(model.estimate_kbps(frames, rate, fps))
+            out.append(model.estimate_kbps(frames, rate, fps, max_frames=coded))
             bar.update()
     return out
 
@@ -294,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE
     except UsageError as exc:
         status, message = 2, _one_line(exc)
     except (S2VCError, VideoReadError, VideoWriteError, ValueError, OSError) as exc:

@@ -133,7 +133,7 @@ def probe_video(path: str | Path, size: tuple[int, int] | None = None, fps: floa
     if suffix == ".yuv":
         w, h, n = _raw_layout(p, size)
         return VideoInfo(str(p), "yuv", w, h, _need_fps(p, fps), n, "yuv420p")
-    return _probe_container(p, fps)
+    return _probe_container(p, _image_fps(p, fps))
 
 
 def read_video(path: str | Path, start: int = 0, frames: int | None = None, size: tuple[int, int] | None = None,
@@ -154,7 +154,7 @@ def read_video(path: str | Path, start: int = 0, frames: int | None = None, size
     elif p.suffix.lower() == ".yuv":
         out, rate = _read_raw(p, size, start, frames), _need_fps(p, fps)
     else:
-        out, rate = _read_container(p, start, frames, fps)
+        out, rate = _read_container(p, start, frames, _image_fps(p, fps))
     if len(out) == 0:
         raise VideoReadError(f"{p}: no frames at start={start} (the clip is shorter)")
     return out, float(rate)
@@ -167,6 +167,14 @@ def _existing(path: str | Path) -> Path:
     if p.is_file() and p.stat().st_size == 0:
         raise VideoReadError(f"{p}: file is empty (0 bytes)")
     return p
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _image_fps(p: Path, fps: float | None) -> float | None:
+    """A single image is a one-frame clip whose frame rate must be given (FFmpeg would silently say 25)."""
+    return _need_fps(p, fps) if p.suffix.lower() in IMAGE_SUFFIXES else fps
 
 
 def _need_fps(p: Path, fps: float | None) -> float:
@@ -449,8 +457,9 @@ def write_y4m(path: str | Path, frames: np.ndarray, fps: float) -> Path:
     return p
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: float = 18.0) -> Path:
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: float = 18.0, preset: str = "medium") -> Path:
     """Browser-playable H.264 (yuv420p, BT.601 limited, tagged, faststart); odd sizes are edge-padded to even.
+    `preset` is x264's speed preset.
 
     Uses PyAV's libx264; when PyAV lacks it, the static FFmpeg of ``imageio-ffmpeg``; else VideoWriteError.
     """
@@ -462,11 +471,11 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float, crf: float = 18.
         frames = np.pad(frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)), mode="edge")
     p.parent.mkdir(parents=True, exist_ok=True)
     if "libx264" in av.codecs_available:
-        return _write_mp4_pyav(p, frames, fps, crf)
-    return _write_mp4_ffmpeg(p, frames, fps, crf)
+        return _write_mp4_pyav(p, frames, fps, crf, preset)
+    return _write_mp4_ffmpeg(p, frames, fps, crf, preset)
 
 
-def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path:
+def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float, preset: str) -> Path:
     import av
 
     t, h, w = frames.shape[:3]
@@ -474,7 +483,7 @@ def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path
     with av.open(str(p), mode="w", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": f"{crf:g}", "preset": "medium", "profile": "high"}
+        stream.options = {"crf": f"{crf:g}", "preset": preset, "profile": "high"}
         stream.codec_context.colorspace, stream.codec_context.color_range = 6, 1  # SMPTE 170M (BT.601), limited
         for i in range(t):
             frame = av.VideoFrame(w, h, "yuv420p")
@@ -486,7 +495,7 @@ def _write_mp4_pyav(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path
     return p
 
 
-def _write_mp4_ffmpeg(p: Path, frames: np.ndarray, fps: float, crf: float) -> Path:
+def _write_mp4_ffmpeg(p: Path, frames: np.ndarray, fps: float, crf: float, preset: str) -> Path:
     try:
         import imageio_ffmpeg
 
@@ -500,6 +509,7 @@ def _write_mp4_ffmpeg(p: Path, frames: np.ndarray, fps: float, crf: float) -> Pa
     raw = np.concatenate([y.reshape(t, -1), cb.reshape(t, -1), cr.reshape(t, -1)], axis=1).tobytes()
     cmd = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
            "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-crf", f"{crf:g}",
+           "-preset", preset,
            "-pix_fmt", "yuv420p", "-colorspace", "smpte170m", "-color_range", "tv", "-movflags", "+faststart", str(p)]
     done = subprocess.run(cmd, input=raw, capture_output=True)
     if done.returncode != 0:

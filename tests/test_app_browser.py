@@ -1,8 +1,9 @@
 """End to end in a real headless browser: a bad upload gets a message; a short clip, run at one bitrate, gives
-players, slider, plots and table.
+players, slider, plots and table; the frame box moves the views; the side-by-side slide video is exported; the
+downloaded zip opens again in a new page as it was shown.
 
 Uses Debian's chromium (`bash setup.sh --browser`) through playwright; skipped only when no chromium binary exists.
-The screenshot goes to $S2VC_SCREENSHOT (default /tmp/s2vc_app_e2e.png).
+The screenshots go to $S2VC_SCREENSHOT (default /tmp/s2vc_app_e2e.png; after opening the saved run: *_opened.png).
 """
 from __future__ import annotations
 
@@ -115,10 +116,44 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         assert "HEVC (x265)" in table and "VVC (VVenC)" in table and "medium" in table and "faster" in table
         assert ("bit-exact" in table) == s2vc  # S2VC's decoder check ran after its result was shown
 
+        if s2vc:  # the bundled model is the small demonstration one, and the page says so
+            expect(page.locator("#s2vc-model-note")).to_contain_text("not the paper's")
+
+        slider = page.locator("#s2vc-slider img").first
+        before = slider.get_attribute("src")
+        page.locator("#s2vc-frame input[type=number]").fill("5")
+        page.locator("#s2vc-frame input[type=number]").press("Enter")
+        expect(slider).not_to_have_attribute("src", before, timeout=10_000)  # the views follow the typed frame
+
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
-        sessions = tmp_path / "s2vc-studio"
-        assert any(sessions.iterdir()), "no session folder was made"
+        with page.expect_download() as download:
+            page.locator("#s2vc-zip").click()
+        bundle = tmp_path / "saved.zip"
+        download.value.save_as(bundle)
+
+        page.get_by_text("Slides: media for a talk").click()
+        page.locator("#s2vc-slides-btn").click()
+        expect(page.locator("#s2vc-slides")).to_contain_text("side_by_side_grid", timeout=60_000)
+        sessions = tmp_path / "s2vc-studio" / "sessions"
+        (video,) = sessions.glob("*/run-*/slides/side_by_side_grid.mp4")
+        _check_side_by_side(video, int(frames), size, 4 if s2vc else 3)
+
+        opened = browser.new_page(viewport={"width": 1400, "height": 1000})  # a talk, later: a new session
+        opened.goto(app_url)
+        opened.locator("#s2vc-run").wait_for(timeout=30_000)
+        opened.get_by_text("Open a saved run").click()
+        opened.locator("#s2vc-open input[type=file]").set_input_files(str(bundle))
+        expect(opened.locator("#s2vc-status")).to_contain_text("Opened saved.zip", timeout=60_000)
+        expect(opened.locator("#s2vc-players video")).to_have_count(4 if s2vc else 3, timeout=10_000)
+        assert _player_labels(opened) == _player_labels(page) and len(_player_labels(page)) == (4 if s2vc else 3)
+        expect(opened.locator("#s2vc-table")).to_contain_text("HEVC (x265)")
+        expect(opened.locator("#s2vc-plots .js-plotly-plot").first).to_be_visible(timeout=30_000)
+        expect(opened.locator("#s2vc-slider img").first).to_be_visible(timeout=30_000)
+        expect(opened.locator("#s2vc-zip")).to_be_enabled(timeout=30_000)
+        opened.screenshot(path=str(screenshot.with_name(screenshot.stem + "_opened.png")), full_page=True)
+        assert len(list(sessions.iterdir())) == 2, "each page has its session folder"
+        opened.close()
         page.close()
         browser.close()
     assert screenshot.stat().st_size > 10_000
@@ -126,3 +161,28 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
     while any(sessions.iterdir()) and time.time() < deadline:
         time.sleep(0.5)
     assert not any(sessions.iterdir()), "the session folder outlived the closed page"
+    uploads = [p for p in (tmp_path / "s2vc-studio").rglob("*") if p.suffix in (".mp4", ".zip") and p.is_file()]
+    assert not uploads, f"uploads outlived their sessions: {uploads}"
+
+
+def _player_labels(page) -> list[str]:
+    """The players' labels ("original", then "codec · preset · kbps"), without their time displays."""
+    text = page.locator("#s2vc-players").inner_text().splitlines()
+    return [line for line in text if line == "original" or " kbps" in line]
+
+
+def _check_side_by_side(path: Path, frames: int, size: str, tiles: int) -> None:
+    """The exported slide video: H.264, every frame of the clip at its rate, tiles as 2x2 at a slide's size."""
+    import av
+
+    from app.compose import GAP, caption_height, tile_layout
+
+    width, height = (int(v) for v in size.split("x"))
+    _, factor, text = tile_layout(width, height, tiles, "grid")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        assert stream.codec_context.name == "h264" and count == frames
+        assert stream.codec_context.width == (2 * width * factor + 3 * GAP) // 2 * 2
+        assert stream.codec_context.height == (2 * (height * factor + caption_height(text, 1)) + 3 * GAP) // 2 * 2
+        assert abs(container.duration / 1e6 - frames / 30) < 0.05  # the sample clip is 30 fps

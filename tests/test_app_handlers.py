@@ -1,18 +1,21 @@
 """The app's handler functions on tiny clips: input checks, run streaming, frame views, exports, sessions, CLI."""
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app import engine, handlers, session
 from app.inputs import InputError, load_clip
 from app.model_slot import ModelSlot
 from app.settings import Limits, sample_clips
 from model.codec import FrameResult
-from model.video_io import write_mp4, write_y4m
+from model.video_io import read_video, write_mp4, write_y4m
 
 LIMITS = Limits(max_frames=16, max_pixels=96 * 64, max_file_mb=5)
 METRICS = ["psnr_rgb", "ms_ssim_rgb"]  # MS-SSIM does not apply below 161 px: reported, not shown
@@ -332,3 +335,290 @@ def test_sweep_gives_curves_and_bd_rates(clip_file: Path, tmp_path: Path, monkey
     bd = handlers.bd_table(state)
     assert list(bd["codec"]) == ["s2vc"] and {"bd_rate_percent", "note"} <= set(bd.columns)
     assert handlers.per_frame_figure(state, "psnr_rgb") is not None
+
+
+def test_closing_the_session_stops_the_run_and_leaves_nothing(clip_file: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FakeS2VC()
+    encode = model.encode_file
+    monkeypatch.setattr(model, "encode_file", lambda *a: (time.sleep(1.0), encode(*a))[1])  # the tab closes meanwhile
+    folder = session.session_dir(tmp_path / "sessions", "closing")
+    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 3, "original size", LIMITS, folder)
+    run = handlers.run_comparison(clip, [100.0, 200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, ["psnr_rgb"],
+                                  folder, _slot(model, monkeypatch))
+    first = next(run)  # x265's first result (S2VC is still encoding)
+    assert len(handlers.records(first)) == 1
+    session.close(folder)
+    assert list(run) == []  # no more results for a closed page
+    deadline = time.time() + 20
+    while folder.exists() and time.time() < deadline:  # S2VC's encode in flight finishes, then its files go
+        time.sleep(0.1)
+    assert not folder.exists() and session.session_dir(tmp_path / "sessions", "closing") == folder
+    assert not folder.exists(), "a closed session's folder was made again"
+    with pytest.raises(session.SessionClosed):
+        session.run_dir(folder, "late")
+
+
+def test_a_too_large_clip_gets_a_downscale_that_fits(clip_file: Path) -> None:
+    with pytest.raises(InputError, match='Choose the downscale "1/2"'):  # 64x48 = 3072 pixels; 1/2 gives 768
+        load_clip(clip_file, Limits(max_pixels=1000), count=2)
+    with pytest.raises(InputError, match='Choose the downscale "fit the limit"'):  # even 1/4 (16x12) is too large
+        load_clip(clip_file, Limits(max_pixels=150), count=2, downscale="1/4")
+    fitted = load_clip(clip_file, Limits(max_pixels=1000), count=2, downscale="fit the limit")
+    assert fitted.size == (36, 26) and 36 * 26 <= 1000 and "downscaled to 36x26" in fitted.describe()
+    assert load_clip(clip_file, LIMITS, count=2, downscale="fit the limit").size == (64, 48)  # fits already
+
+
+def test_session_files_are_served_in_place_and_uploads_go_with_the_session(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import gradio as gr
+
+    from app.__main__ import use_temp_root
+    from app.settings import Settings
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "elsewhere"))  # restored after the test
+    settings = Settings(temp_root=tmp_path / "root")
+    use_temp_root(settings)
+    video = gr.Video()
+    folder = session.session_dir(settings.sessions_root, "abc")
+    preview = folder / "run-1" / "previews" / "x265.mp4"
+    preview.parent.mkdir(parents=True)
+    preview.write_bytes(b"not copied")
+    assert video.move_resource_to_block_cache(preview) == str(preview)  # no copy in a cache of its own
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"upload")
+    upload = Path(video.move_resource_to_block_cache(source))  # where Gradio keeps an upload
+    assert upload.is_relative_to(settings.temp_root) and upload.is_file()
+    session.note_upload(folder, upload)
+    session.note_upload(folder, source)  # not in the cache: never deleted
+    session.close(folder)
+    assert not folder.exists() and not upload.exists() and not upload.parent.exists() and source.is_file()
+
+
+def test_page_events_clear_old_results_follow_the_frame_box_and_keep_progress_in_the_status(
+        tmp_path: Path) -> None:
+    from app.settings import Settings
+    from app.ui import build
+
+    demo = build(Settings(temp_root=tmp_path), ModelSlot(device="cpu"))
+    fns = {}
+    for fn in demo.fns.values():
+        fns.setdefault(fn.fn.__name__ if fn.fn else None, []).append(fn)
+    ids = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    per_frame = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "per frame")
+    for reset in fns["on_reset"]:  # a new run (or opening a saved one) clears the previous results first
+        assert {ids["s2vc-table"], ids["s2vc-bd"], per_frame, ids["s2vc-slides"]} <= set(reset.outputs)
+    (run,) = fns["on_run"]
+    assert [b.elem_id for b in run.show_progress_on] == ["s2vc-status"]  # not over the A/B dropdowns
+    frame_events = {event for view in fns["on_view"] for target, event in view.targets
+                    if target == ids["s2vc-frame"]._id}
+    assert "change" in frame_events  # typing a frame number and Enter fires change, not release
+    assert list(ids["s2vc-table"].value["headers"])[:2] == ["codec", "preset"]  # no "1 2 3" when empty
+
+
+def test_limits_allow_1080p_for_the_official_model_on_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import __main__ as cli
+    from app.settings import GPU_LIMITS, Limits
+
+    official = tmp_path / "release"
+    (official / "I_ckpts").mkdir(parents=True)
+    (official / "P_ckpts").mkdir()
+    monkeypatch.setattr(cli, "pick_device", lambda device: "cuda" if device == "auto" else device)  # a GPU
+    settings, _ = cli.parse_args(["--checkpoint", str(official)])
+    assert settings.limits == GPU_LIMITS and settings.limits.max_pixels == 1920 * 1080
+    assert "1920x1080" in settings.limits.describe()
+    assert cli.parse_args(["--checkpoint", str(official), "--device", "cpu"])[0].limits == Limits()
+    assert cli.parse_args([])[0].limits == Limits()  # the bundled tiny model stays at CPU limits on a GPU
+    assert cli.parse_args(["--preset", "official", "--max-pixels", "1000"])[0].limits.max_pixels == 1000
+    monkeypatch.setenv("S2VC_MAX_FRAMES", "12")
+    assert cli.parse_args(["--preset", "official"])[0].limits == Limits(12, 1920 * 1080, GPU_LIMITS.max_file_mb)
+
+
+@pytest.fixture
+def finished_run(clip_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """S2VC (stand-in) and x265 at 200 kbps on 4 frames, finished, with its downloads written."""
+    slot = _slot(FakeS2VC(), monkeypatch)
+    folder = session.session_dir(tmp_path / "sessions", "live")
+    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 4, "original size", LIMITS, folder)
+    state = list(handlers.run_comparison(clip, [200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, ["psnr_rgb"],
+                                         folder, slot))[-1]
+    return state | {"exports": handlers.export_files(state)}
+
+
+def test_the_exported_zip_opens_again_as_it_was_shown(finished_run: dict, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import model as model_package
+
+    monkeypatch.setattr(model_package, "load_model", None, raising=False)  # opening must not need the model
+    live = finished_run
+    zip_path = Path(live["exports"]["zip"])
+    folder = session.session_dir(tmp_path / "sessions", "talk")
+    clip, state = handlers.open_run(zip_path, folder)
+    assert state["done"] and clip["count"] == 4 and (clip["width"], clip["height"]) == (64, 48)
+    assert Path(clip["frames"]).parent == folder / "input" and Path(clip["preview"]).is_file()
+    assert [r["key"] for r in handlers.player_records(state)] == [r["key"] for r in handlers.player_records(live)]
+    for opened, shown in zip(handlers.records(state), handlers.records(live)):
+        assert np.array_equal(handlers.load_frames(opened["decoded"]), handlers.load_frames(shown["decoded"]))
+        assert opened["per_frame"] == shown["per_frame"] and opened["decoder_check"] == shown["decoder_check"]
+        assert Path(opened["bitstream"]).read_bytes() == Path(shown["bitstream"]).read_bytes()
+        assert Path(opened["bitstream"]).is_relative_to(folder)
+    assert np.array_equal(handlers.load_frames(clip["frames"]), handlers.load_frames(live["clip"]["frames"]))
+    assert handlers.results_table(state).equals(handlers.results_table(live))
+    assert state["conditions"]["opened from"] == zip_path.name
+    pair, _, diff = handlers.frame_views(clip, state, handlers.ORIGINAL, state["results"]["records"][0]["key"],
+                                         3, 0.5, 0.5, 2)
+    assert pair[0].shape == (48, 64, 3) and diff.max() <= 4
+    assert Path(handlers.export_files(state)["zip"]).is_file()  # and it can be exported again
+    again = list(handlers.run_comparison(clip, [300.0], ["x265"], {"x265": "ultrafast"}, ["psnr_rgb"], folder,
+                                         ModelSlot(device="cpu")))[-1]  # its clip can be coded anew
+    assert [r["target_kbps"] for r in handlers.records(again)] == [300.0] and Path(clip["frames"]).is_file()
+    saved = json.loads(Path(live["dir"], "results.json").read_text())
+    assert all(not Path(r["bitstream"]).is_absolute() for r in saved["records"])  # no server paths in it
+
+
+def test_a_comparisons_run_folder_opens_with_the_baselines_decoded(clip_file: Path, tmp_path: Path) -> None:
+    from comparisons.codecs import get_codec
+    from comparisons.runner import run_comparison
+
+    frames, _ = read_video(clip_file, frames=4)
+    out = tmp_path / "cmp"
+    run_comparison(frames, 25.0, [get_codec("x265", preset="ultrafast")], [150.0, 300.0], out, ["psnr_rgb"],
+                   clip={"path": str(clip_file), "start": 0}, log=lambda line: None)
+    clip, state = handlers.open_run(out, session.session_dir(tmp_path / "sessions", "cmp"))
+    (shown,) = handlers.player_records(state)  # one tile per codec: its first bitrate
+    assert shown["target_kbps"] == 150.0 and len(handlers.records(state)) == 2
+    decoded = handlers.load_frames(shown["decoded"])
+    assert decoded.shape == (4, 48, 64, 3) and np.array_equal(handlers.load_frames(clip["frames"]), frames)
+    mse = np.mean((decoded.astype(float) - frames) ** 2, axis=(1, 2, 3))
+    assert np.allclose(10 * np.log10(255 ** 2 / mse), shown["per_frame"]["psnr_rgb"])  # the frames it measured
+    assert len(handlers.rd_figures(state)["psnr_rgb"].data[0].x) == 2
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no results.json"):
+        handlers.open_run(tmp_path / "empty", tmp_path / "s2")
+    suite = tmp_path / "suite"
+    for name in ("seqA", "seqB"):
+        shutil.copytree(out, suite / "hevc_b" / name)
+    with pytest.raises(InputError, match="holds 2 runs; pick one: hevc_b/seqA, hevc_b/seqB"):
+        handlers.open_run(suite, session.session_dir(tmp_path / "sessions", "suite"))
+    _, picked = handlers.open_run(suite, session.session_dir(tmp_path / "sessions", "suite"), "hevc_b/seqB")
+    assert len(handlers.records(picked)) == 2
+    zipped = shutil.make_archive(str(tmp_path / "suite"), "zip", suite)
+    assert handlers.saved_run_names(zipped) == ["hevc_b/seqA", "hevc_b/seqB"]
+    clip, picked = handlers.open_run(zipped, session.session_dir(tmp_path / "sessions", "zipped"), "hevc_b/seqA")
+    assert len(handlers.records(picked)) == 2 and clip["count"] == 4
+    bad = tmp_path / "notes.zip"
+    bad.write_text("not a zip")
+    with pytest.raises(InputError, match="neither a zip exported by S2VC Studio nor a results folder"):
+        handlers.open_run(bad, tmp_path / "s3")
+
+
+def _video_facts(path: Path) -> tuple[str, int, int, int, float]:
+    """(codec, frames, width, height, seconds) of an MP4, read with PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        return (stream.codec_context.name, count, stream.codec_context.width, stream.codec_context.height,
+                float(container.duration / 1e6))
+
+
+def test_slide_media(finished_run: dict, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from app import compose, slides
+
+    state = finished_run
+    grid = slides.side_by_side(state, "grid", tmp_path / "grid.mp4")  # original, S2VC, x265 as 2x2, each 64x48
+    codec, count, width, height, seconds = _video_facts(grid)
+    reduce, factor, size = compose.tile_layout(64, 48, 3, "grid")
+    assert (codec, count, reduce) == ("h264", 4, 1) and abs(seconds - 4 / 25) < 0.01
+    assert width == 2 * 64 * factor + 3 * compose.GAP and width <= 1920 and height <= 1080 and factor >= 8
+    assert size * min(1920 / width, 1080 / height) >= compose.MIN_TEXT  # label text 24-32 px on a 1080p slide
+    row = slides.side_by_side(state, "row", tmp_path / "row.mp4")
+    assert _video_facts(row)[1:3] == (4, 3 * 64 * compose.tile_layout(64, 48, 3, "row")[1] + 4 * 4)
+    key = handlers.player_records(state)[1]["key"]
+    wipe = slides.wipe_video(state, key, tmp_path / "wipe.mp4")
+    assert _video_facts(wipe)[:2] == ("h264", 4)
+    with pytest.raises(ValueError, match="not among the shown results"):
+        slides.wipe_video(state, "VVC · nothing", tmp_path / "no.mp4")
+    figure = Image.open(slides.crop_figure(state, 2, 0.5, 0.5, 4, tmp_path / "crop.png"))
+    assert figure.width >= 1600 and figure.height < figure.width
+    plots = slides.rd_slides(state, tmp_path / "rd")
+    assert [p.name for p in plots] == ["rd_psnr_rgb.png", "rd_psnr_rgb.svg"]
+    assert Image.open(plots[0]).size == (1920, 1080) and 'width="1920"' in plots[1].read_text()
+
+
+def test_wipe_and_tiles_put_each_source_where_it_belongs() -> None:
+    from app import compose
+
+    black, white = np.zeros((20, 40, 3), np.uint8), np.full((20, 40, 3), 255, np.uint8)
+    frame = compose.wipe(black, white, 0.25, ("a", "b"), 1, 2, 12)
+    assert frame.shape == (40, 80, 3)
+    assert (frame[-2, :15] == 0).all() and (frame[-2, 25:] == 255).all()  # split at 20 of 80 px
+    assert (frame[-2, 19:21] == compose.SPLIT).all()
+    assert compose.grid_shape(4, "grid") == (2, 2) and compose.grid_shape(5, "grid") == (2, 3)
+    assert compose.grid_shape(5, "row") == (1, 5)
+    with pytest.raises(ValueError, match="layout must be one of grid, row"):
+        compose.grid_shape(2, "column")
+    assert compose.tile_layout(1920, 1080, 4, "grid")[0] == 2  # 1080p tiles are halved to fit a 1080p slide
+
+
+def test_tiny_model_note_off_target_flags_and_matching_the_baselines(finished_run: dict) -> None:
+    state = finished_run
+    s2vc, x265 = handlers.records(state)
+    assert handlers.demo_model_note(state) == ""  # the stand-in is not the bundled tiny model
+    tiny = {**state, "results": {**state["results"], "records": [s2vc | {"version": "S2VC preset=tiny, ..."}, x265]}}
+    assert "not the paper's" in handlers.demo_model_note(tiny) and "--checkpoint" in handlers.demo_model_note(tiny)
+    assert s2vc["kbps"] == 40.0 and not s2vc["within_tolerance"]  # the stand-in's highest rate point
+    (note,) = handlers.off_target_notes(state)
+    assert note.startswith("S2VC cannot reach 200 kbps on this clip: its nearest rate point (rate q3) gives 40.0 "
+                           "kbps, 80% below the target") and "5.00x S2VC's bits" in note
+    assert "not reachable" in handlers.tile_label(s2vc) and handlers.tile_label(x265) == x265["key"]
+    assert handlers.can_match(state)
+    matched = list(handlers.match_s2vc(state, Path(state["dir"]).parent))[-1]
+    shown = handlers.player_records(matched)
+    assert [r["codec"] for r in shown] == ["s2vc", "x265"] and shown[0] is not None
+    assert shown[1]["target_kbps"] == 40.0 and abs(shown[1]["kbps"] / 40.0 - 1) <= 0.05
+    assert len(handlers.records(matched)) == 3 and not handlers.can_match(matched)  # the 200 kbps x265 stays
+    assert len(handlers.rd_figures(matched)["psnr_rgb"].data[1].x) == 2  # x265 now has a curve
+
+
+def test_tables_titles_and_report_read_well(finished_run: dict) -> None:
+    state = finished_run
+    bd = handlers.bd_table(state)  # one bitrate: no curves
+    assert list(bd.columns) == ["note"] and len(bd) == 1 and bd["note"][0].startswith("no BD-rate")
+    assert list(handlers.results_table(None).columns) == handlers.TABLE_COLUMNS
+    title = handlers.rd_figures(state)["psnr_rgb"].layout.title.text
+    assert "<br>" in title and all(len(line) <= 70 for line in title.split("<br>"))
+    report = Path(state["exports"]["report"]).read_text()
+    assert state["dir"] not in report and "bitstreams/x265_200kbps" in report  # relative to the download
+    assert "grid-template-columns:repeat(3,1fr)" in report  # original + 2 codecs in one row
+
+
+def test_cli_open_checks_the_saved_run_before_starting(finished_run: dict, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    from app.__main__ import parse_args
+
+    zip_path = finished_run["exports"]["zip"]
+    settings, _ = parse_args(["--open", zip_path])
+    assert settings.open_path == zip_path and settings.open_sequence is None
+    for name in ("a", "b"):
+        shutil.copytree(finished_run["dir"], tmp_path / "two" / name)
+    assert parse_args(["--open", str(tmp_path / "two"), "--sequence", "b"])[0].open_sequence == "b"
+    for argv, message in ((["--open", str(tmp_path / "gone.zip")], "no such file or folder"),
+                          (["--open", str(Path(finished_run["dir"]) / "results.csv")], "not a saved run"),
+                          (["--open", str(tmp_path / "two")], "holds 2 runs; pick one with --sequence: a, b")):
+        with pytest.raises(SystemExit) as stop:
+            parse_args(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_frame_views_are_files_of_the_session_and_do_not_pile_up(tmp_path: Path) -> None:
+    image = np.zeros((8, 8, 3), np.uint8)
+    made = [handlers.save_views(tmp_path, {"a": image, "diff": image + 9}) for _ in range(handlers.KEPT_VIEWS + 3)]
+    assert all(Path(p).parent == tmp_path / "views" for views in made for p in views.values())
+    kept = sorted((tmp_path / "views").glob("*.png"))
+    assert len(kept) == 2 * (handlers.KEPT_VIEWS + 1) and all(Path(p).is_file() for p in made[-1].values())
+    assert not Path(made[0]["a"]).exists()
+    assert np.array_equal(np.asarray(Image.open(made[-1]["diff"])), image + 9)
