@@ -79,9 +79,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         "bundled assets/models/s2vc-tiny)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="CPU threads (default 1). "
-                        "Decode with the encoder's device and thread count: the networks' rounding depends on both, "
-                        "and a mismatch can break decoding. More threads help only on an idle machine (on a busy "
-                        "one, 2 threads ran 10x slower than 1 here)")
+                        "The networks whose rounding the decoder must reproduce always run on one thread, so any "
+                        "count decodes any stream; decode on the encoder's kind of device (the stream records it). "
+                        "More threads help only on an idle machine (on a busy one, 2 threads ran 10x slower than 1 "
+                        "here)")
 
 
 def build_parser() -> argparse.ArgumentParser:
