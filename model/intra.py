@@ -6,8 +6,9 @@ S = semantic_channels, ctrl = ctrl_channels, z = len(fsq_levels).
 
 The hyper-latent is FSQ-quantised (fixed-length indices); y uses the four-part spatial prior with the image scale
 table, and its symbols are coded exactly whatever their size (an escape beyond [-128, 127], as the release's
-rANS; model/symbol_escape.py). With `config.num_rates > 1` a learned per-rate gain `y_q_scale` [R, N, 1, 1] scales y (and the predicted
-means and scales) before quantisation and is divided out afterwards; with one rate there is no such parameter.
+rANS; model/symbol_escape.py). With `config.num_rates > 1` a learned per-rate gain `y_q_scale` [R, N, 1, 1]
+scales y (and the predicted means and scales) before quantisation and is divided out afterwards; with one rate
+there is no such parameter.
 """
 from __future__ import annotations
 
