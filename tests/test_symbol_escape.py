@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import model.intra as intra_module
 from model.config import tiny
 from model.entropy_coder import SymbolDecoder, SymbolEncoder, gaussian_bits
 from model.intra import IntraCodec
@@ -60,10 +59,11 @@ def test_too_large_symbol_is_refused() -> None:
 
 
 def test_intra_codes_a_forced_large_symbol_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two y values pushed far out (+1000, -5000): the decoder must get the symbols themselves, not 127 / -128."""
+    """Two y values pushed far out (+1000, -5000): encoder and decoder must both rebuild them (y_hat within half a
+    quantisation step), where the clamp to [-128, 127] used to change them without a word."""
     torch.manual_seed(0)
     codec = IntraCodec(tiny()).eval()
-    real_encoder = codec.enc.forward
+    real_encoder, real_decoder = codec.enc.forward, codec.dec.forward
 
     def large_y(x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y, sem = real_encoder(x, cond)
@@ -72,14 +72,14 @@ def test_intra_codes_a_forced_large_symbol_exactly(monkeypatch: pytest.MonkeyPat
         y[0, 1, 0, 1] = -5000.0
         return y, sem
 
+    y_hats: list[torch.Tensor] = []
+
+    def spy(y_hat: torch.Tensor, y_semantic: torch.Tensor) -> torch.Tensor:
+        y_hats.append(y_hat)
+        return real_decoder(y_hat, y_semantic)
+
     monkeypatch.setattr(codec.enc, "forward", large_y)
-    decoded: list[torch.Tensor] = []
-
-    def spy(dec: object, stds: torch.Tensor) -> torch.Tensor:
-        decoded.append(decode_gaussian_escaped(dec, stds))
-        return decoded[-1]
-
-    monkeypatch.setattr(intra_module, "decode_gaussian_escaped", spy)
+    monkeypatch.setattr(codec.dec, "forward", spy)
     g = torch.Generator().manual_seed(2)
     x, cond = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.randn(1, 32, 8, 8, generator=g)
     enc = SymbolEncoder()
@@ -90,8 +90,10 @@ def test_intra_codes_a_forced_large_symbol_exactly(monkeypatch: pytest.MonkeyPat
         got = codec.decompress(dec, 64, 64, 1)
         dec.check_exhausted()
         estimate = codec(x, cond, 1)
-    symbols = torch.cat(decoded)
-    assert int(symbols.max()) > 500 and int(symbols.min()) < -2500  # y times the rate's gain (0.7), less the mean
+    step = 1 / float(codec.y_q_scale.detach()[1, :2].min())  # one quantisation step of channels 0 and 1 at rate 1
+    for y_hat in y_hats:  # encoder, decoder, estimate
+        assert abs(float(y_hat[0, 0, 0, 0]) - 1000.0) <= step / 2 + 1e-3
+        assert abs(float(y_hat[0, 1, 0, 1]) + 5000.0) <= step / 2 + 1e-3
     assert torch.equal(sent["f_pix"], got["f_pix"]) and torch.equal(sent["f_pix"], estimate["f_pix"])
     assert torch.allclose(sent["bits"], estimate["bits"], rtol=1e-5)
     assert abs(8 * len(data) - sent["bits"].item()) <= 0.01 * sent["bits"].item() + 96
