@@ -169,3 +169,14 @@ def test_result_carries_the_release_style_rate(tmp_path: Path) -> None:
     table = results_table({"results": {"records": [record]}})
     assert table["bpp (release-style)"].tolist() == [round(0.25 * 3.5, 5)]
     assert S2VCCodec(model=FakeS2VC()).encode(frames, 25.0, 1000.0, tmp_path).release_bpp is None
+
+
+def test_a_decoder_that_stops_is_a_codec_error(tmp_path: Path) -> None:
+    from model.errors import DecoderMismatchError
+
+    class Diverging(FakeS2VC):
+        def decompress(self, source: Path) -> tuple[np.ndarray, float]:
+            raise DecoderMismatchError("frame 2: the decoded picture differs from the encoder's")
+
+    with pytest.raises(CodecError, match="s2vc: the decoder failed on .*frame 2: the decoded picture differs"):
+        S2VCCodec(model=Diverging()).encode(clip(8, 48, 64), 25.0, 1000.0, tmp_path)

@@ -154,8 +154,13 @@ class S2VCCodec(Codec):
     def verify(self, result: EncodeResult) -> float:
         """Decode ``result``'s bitstream with the real decoder and check that every frame equals the encoder's
         reconstruction; fills in ``decode_seconds`` and ``decoder_check`` and returns the decode seconds."""
+        from model.errors import S2VCError
+
         start = time.perf_counter()
-        decoded, _ = self.model.decompress(result.bitstream_path)
+        try:
+            decoded, _ = self.model.decompress(result.bitstream_path)
+        except S2VCError as exc:  # e.g. a decoded picture that differs from the encoder's (named by frame)
+            raise CodecError(f"s2vc: the decoder failed on {result.bitstream_path}: {exc}") from None
         seconds = time.perf_counter() - start
         decoded = np.asarray(decoded)
         if decoded.shape != result.decoded.shape:
