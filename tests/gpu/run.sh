@@ -12,5 +12,5 @@ if [[ "${1:-}" == "--cpu" ]]; then
 fi
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: run with --cpu')"
 python -c "import torch; print(torch.__version__, torch.cuda.get_device_name(), flush=True)"
-timeout 400 python -m pytest -q -s -rs -m gpu tests/gpu
-timeout 60 python bench/bench_codec.py --only cuda --gpu-frames 3
+timeout 330 python -m pytest -q -s -rs -m gpu tests/gpu
+timeout 140 python bench/bench_codec.py --only cuda --gpu-frames 3

@@ -24,7 +24,6 @@ import torch
 
 from model import S2VC, DecoderMismatchError, load_model, official
 from model.bitstream import read_stream
-from model.dpb import FRAME_I
 from model.environment import BF16_IFRAME, FP32
 from tests.test_checkpoints import official_like, write_release
 from tests.test_codec import clip, encode
@@ -118,15 +117,12 @@ def test_tiny_model_round_trip_and_precision_per_frame_type(tiny_cuda: S2VC, mon
         return real_decode(latent)
 
     monkeypatch.setattr(tiny_cuda.vae, "decode", decode)
-    frames = clip(3, 96, 128, seed=12)
-    header, coded = tiny_cuda.iter_encode(frames, 1, 25.0)
-    encoded = list(coded)
-    expected = [(True, torch.bfloat16), (False, None), (False, None)] if DEVICE == "cuda" else [(False, None)] * 3
-    assert seen == expected
-    assert [result.frame_type for _, result in encoded][0] == FRAME_I
-    data = tiny_cuda.compress(frames, 1, 25.0)
+    data, recon = encode(tiny_cuda, clip(3, 96, 128, seed=12), 1)  # I, reset P, P
     decoded, _ = tiny_cuda.decompress(data)
-    assert np.array_equal(decoded, np.stack([result.frame for _, result in encoded]))
+    assert np.array_equal(decoded, recon)
+    per_frame = [(True, torch.bfloat16), (False, None), (False, None)] if DEVICE == "cuda" else [(False, None)] * 3
+    assert seen == per_frame * 2  # the encoder's pictures, then the decoder's
+    assert read_stream(data)[0].environment.device == DEVICE
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="a stream from a GPU decoded on a CPU")
