@@ -22,10 +22,10 @@ Header (format 2; 78 bytes for preset "tiny" at rate "q0" coded on an AVX512 CPU
     1+d torch version name
     1   CPU thread count of the coding networks (0 on a GPU)
     4   CRC32 of all header bytes before it
-Frame record, frame-count times (13 bytes + the varint for P-frames, 4 more for the I-frame):
+Frame record, frame-count times (9 bytes + the varint for P-frames, 4 more for the I-frame):
     1   frame type: 0 I, 1 P, 2 reset P
     var payload length
-    8   picture check: BLAKE2b-64 of the decoded picture (uint8 RGB, H x W x 3, row-major): the decoder stops at
+    4   picture check: BLAKE2b-32 of the decoded picture (uint8 RGB, H x W x 3, row-major): the decoder stops at
         the first frame whose picture differs from the encoder's
     4   (I-frame only) the release's rate estimate of this frame (float32 bits; for reporting, see `release_bpp`)
     4   CRC32 of all the record's bytes before it and the payload
@@ -51,7 +51,7 @@ from .errors import BitstreamError, ModelMismatchError
 MAGIC = b"S2VC"
 FORMAT_VERSION = 2
 HASH_BYTES = 16
-CHECK_BYTES = 8
+CHECK_BYTES = 4
 MAX_SIZE = 16384  # largest plausible width or height
 MAX_PAYLOAD = 1 << 30
 _U32 = (1 << 32) - 1
@@ -135,7 +135,7 @@ class StreamHeader:
 
 
 def picture_check(picture: np.ndarray) -> bytes:
-    """The record's check of a decoded picture: BLAKE2b-64 of its uint8 bytes in row-major order."""
+    """The record's check of a decoded picture: BLAKE2b-32 of its uint8 bytes in row-major order."""
     return hashlib.blake2b(np.ascontiguousarray(picture, dtype=np.uint8).data, digest_size=CHECK_BYTES).digest()
 
 

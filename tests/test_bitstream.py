@@ -127,8 +127,8 @@ def test_round_trip_bytes_and_file(stream, tmp_path):
 
 def test_overheads_are_small():
     assert len(make_header().to_bytes()) == HEADER == 50 + 4 + 5 + 5 + 7 + 1  # + the coding environment
-    assert len(FrameRecord("P", b"x" * 100).to_bytes()) == 100 + 1 + 1 + 8 + 4
-    assert len(FrameRecord("I", b"x" * 100).to_bytes()) == 100 + 1 + 1 + 8 + 4 + 4
+    assert len(FrameRecord("P", b"x" * 100).to_bytes()) == 100 + 1 + 1 + 4 + 4
+    assert len(FrameRecord("I", b"x" * 100).to_bytes()) == 100 + 1 + 1 + 4 + 4 + 4
     assert len(pack([b"a" * 100, b"b" * 200])) == 300 + 1 + 1 + 2
 
 
@@ -138,7 +138,7 @@ def test_environment_checks_and_release_estimate_round_trip(stream):
     records = list(frames)
     assert [r.release_bits for r in records] == [1234.5, 0.0, 0.0, 0.0]
     assert [r.check for r in records] == [picture_check(np.full((2, 3, 3), t, dtype=np.uint8)) for t in range(4)]
-    assert len({r.check for r in records}) == 4 and all(len(r.check) == 8 for r in records)
+    assert len({r.check for r in records}) == 4 and all(len(r.check) == 4 for r in records)
 
 
 def test_pack_unpack():
@@ -156,7 +156,7 @@ def test_pack_unpack():
 
 HEADER = len(make_header().to_bytes())
 BODY = HEADER - 4  # the header without its CRC
-FRAME0_CHECKSUM = HEADER + 1 + 2 + 8 + 4  # type, 2-byte varint length, picture check, release estimate
+FRAME0_CHECKSUM = HEADER + 1 + 2 + 4 + 4  # type, 2-byte varint length, picture check, release estimate
 
 
 def _with_crc(body: bytes) -> bytes:
