@@ -470,10 +470,11 @@ class S2VC(nn.Module):
                             raise
                         raise DecoderMismatchError(f"frame {t}: {exc}; {_mismatch(made, here)}") from None
                     image = self.decode_latent(out["latent"], header.height, header.width, out["frame_type"])
-                if picture_check(image) != record.check:
+                check = picture_check(image)
+                if check != record.check:
                     raise DecoderMismatchError(
-                        f"frame {t}: the decoded picture differs from the encoder's (picture check "
-                        f"{picture_check(image).hex()}, the stream has {record.check.hex()}); {_mismatch(made, here)}"
+                        f"frame {t}: the decoded picture differs from the encoder's (picture check {check.hex()}, "
+                        f"the stream has {record.check.hex()}); {_mismatch(made, here)}"
                     )
                 yield self._result(t, record, image, header)
 
