@@ -81,7 +81,8 @@ def _name_bytes(name: str, what: str) -> bytes:
 
 @dataclass(frozen=True)
 class StreamHeader:
-    """What a decoder needs besides the model: which model, the original picture size, timing and the rate point."""
+    """What a decoder needs besides the model: which model, the original picture size, timing, the rate point, and
+    how the stream was coded (which machines can decode it bit for bit)."""
 
     preset: str
     weights_hash: bytes
