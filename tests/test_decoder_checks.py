@@ -126,3 +126,16 @@ def test_release_estimate_survives_the_file(model, stream):
     assert encoded[0].release_bpp > 0
     assert [r.release_bpp for r in decoded[1:]] == [r.bits / (64 * 96) for r in decoded[1:]]
     assert FrameRecord("I", b"", release_bits=0.1).release_bits == np.float32(0.1)
+
+
+def test_info_shows_the_coding_environment_and_both_rates(model, stream, tmp_path, capsys):
+    from model.cli import stream_info
+
+    info = stream_info(stream[0])
+    assert info["header"]["coded_on"] == dataclasses.asdict(read_stream(stream[0])[0].environment)
+    decoded = list(model.iter_decode(stream[0])[1])
+    assert [f["release_bpp"] for f in info["frames"]] == [r.release_bpp for r in decoded]
+    assert info["release_bpp"] == pytest.approx(sum(r.release_bpp for r in decoded) / 3)
+    assert [f["picture_check"] for f in info["frames"]] == [r.check.hex() for r in read_stream(stream[0])[1]]
+    status, text, _ = run(["info", save(tmp_path, stream[0])], capsys)
+    assert status == 0 and "coded on    cpu (" in text and "release bpp" in text
