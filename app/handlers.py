@@ -445,6 +445,8 @@ def results_table(state: dict | None) -> pd.DataFrame:
         row = {"codec": r["label"], "preset": engine.preset_of(r), "target kbps": r["target_kbps"],
                "kbps": round(r["kbps"], 2), "within 5%": "yes" if r["within_tolerance"] else "no",
                "bpp": round(r["bpp"], 5)}
+        if r.get("release_bpp") is not None:  # S2VC: the rate as the official release reports it
+            row["bpp (release-style)"] = round(r["release_bpp"], 5)
         row |= {metric: round(value, 4) for metric, value in r["metrics"].items()}
         row |= {"encode s": round(r["encode_seconds"], 2), "decode s": _decode_seconds(r),
                 "decoder check": r.get("decoder_check") or "–"}

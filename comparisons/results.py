@@ -9,13 +9,17 @@
      "unavailable": {"codecs": {name: reason}, "metrics": {name: reason}},
      "records": [{"codec", "label", "traditional", "version", "settings", "command", "bitstream", "bits",
                   "frames", "fps", "width", "height", "kbps", "bpp", "target_kbps", "within_tolerance", "trials",
-                  "encode_seconds", "decode_seconds", "decoder_check", "metrics": {name: clip value},
+                  "encode_seconds", "decode_seconds", "decoder_check", "release_bpp", "metrics": {name: clip value},
                   "per_frame": {name: [values]}, "metric_seconds": {name: s}, "metric_errors": {name: reason}}],
      "failures": [{"codec", "target_kbps", "error"}]}
 
 ``decoder_check`` is null where the decoded frames are the real decoder's output (the baselines); for S2VC, whose
 decoded frames are the encoder's reconstructions, it is "bit-exact" once the real decoder reproduced every frame,
 and "pending" (with a null ``decode_seconds``) while that check has not run.
+
+``release_bpp`` (S2VC only, null for the others) is a second rate figure: the rate as the official S2VC release
+reports it (the I-frame's estimated y bits over the padded area, P-frames' payload bits, the mean of the frames;
+model/release_rate.py), for setting results beside the paper's. ``bits``, ``kbps`` and ``bpp`` are the real file's.
 
 Non-finite numbers (PSNR of identical frames, frames without a temporal value) are written as the strings
 "inf", "-inf" and "nan", so the file is strict JSON; `load_results` turns them back into floats.
@@ -79,9 +83,10 @@ def records_table(results: dict[str, Any]) -> pd.DataFrame:
         row = {k: r[k] for k in ("codec", "label", "target_kbps", "kbps", "bpp", "within_tolerance", "bits",
                                  "encode_seconds", "decode_seconds")}
         row["preset"] = r["settings"].get("preset")
+        row["release_bpp"] = r.get("release_bpp")
         row.update(r["metrics"])
         rows.append(row)
-    columns = ["codec", "label", "preset", "target_kbps", "kbps", "bpp", "within_tolerance", "bits",
+    columns = ["codec", "label", "preset", "target_kbps", "kbps", "bpp", "release_bpp", "within_tolerance", "bits",
                "encode_seconds", "decode_seconds", *results["metrics"]]
     return pd.DataFrame(rows, columns=columns)
 

@@ -46,7 +46,8 @@ def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str]) -> dict[s
         "fps": result.fps, "width": result.width, "height": result.height, "kbps": result.kbps, "bpp": result.bpp,
         "target_kbps": result.target_kbps, "within_tolerance": result.within_tolerance, "trials": result.trials,
         "encode_seconds": result.encode_seconds, "decode_seconds": result.decode_seconds,
-        "decoder_check": result.decoder_check, "metrics": {}, "per_frame": {}, "metric_seconds": {}, "metric_errors": {},
+        "decoder_check": result.decoder_check, "release_bpp": result.release_bpp,
+        "metrics": {}, "per_frame": {}, "metric_seconds": {}, "metric_errors": {},
     }
     for name in metrics:
         metric = get_metric(name)

@@ -22,8 +22,10 @@ from tqdm import tqdm
 from .bitstream import FrameRecord, StreamHeader, read_stream
 from .codec import S2VC
 from .config import PRESETS
+from .environment import CodingEnvironment
 from .errors import S2VCError
 from .loading import CHECKPOINT_ENV, default_checkpoint, load_model
+from .release_rate import clip_release_bpp, release_bpp
 from .video_io import IMAGE_SUFFIXES, VideoReadError, VideoWriteError, read_video, write_video
 
 DEBUG_ENV = "S2VC_DEBUG"
@@ -78,9 +80,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         "bundled assets/models/s2vc-tiny)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="CPU threads (default 1). "
-                        "Decode with the encoder's device and thread count: the networks' rounding depends on both, "
-                        "and a mismatch can break decoding. More threads help only on an idle machine (on a busy "
-                        "one, 2 threads ran 10x slower than 1 here)")
+                        "The networks whose rounding the decoder must reproduce always run on one thread, so any "
+                        "count decodes any stream; decode on the encoder's kind of device (the stream records it). "
+                        "More threads help only on an idle machine (on a busy one, 2 threads ran 10x slower than 1 "
+                        "here)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     dec.set_defaults(run=run_decode)
 
     info = commands.add_parser("info", help="print an .s2vc file's header and per-frame bits", description=(
-        "Print an .s2vc file's header and, per frame, its type, bytes and bits per pixel (no model needed)."))
+        "Print an .s2vc file's header (how it was coded included) and, per frame, its type, bytes and bits per "
+        "pixel, with the rate as the official release reports it beside them (release bpp: the I-frame's estimated "
+        "y bits over the padded area, P-frames' payload bits; the clip's is the mean of the frames'). No model "
+        "needed."))
     info.add_argument("input", metavar="IN.s2vc")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     info.set_defaults(run=run_info)
@@ -245,28 +251,35 @@ def run_decode(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- info
 def stream_info(data: bytes) -> dict:
-    """Header fields, per-frame type / bytes / bpp, and totals of a bitstream (checks every record)."""
+    """Header fields, per-frame type / bytes / bpp / release-style bpp, and totals of a bitstream (checks every
+    record)."""
     header, records = read_stream(data)
     frames = [_frame_info(i, record, header) for i, record in enumerate(records)]
     pixels = header.width * header.height
+    env = header.environment
     return {
         "bytes": len(data),
         "header": {
             "preset": header.preset, "weights_hash": header.weights_hash.hex(), "width": header.width,
             "height": header.height, "fps": f"{header.fps_num}/{header.fps_den}", "frame_count": header.frame_count,
             "rate_index": header.rate_index, "rate_name": header.rate_name, "header_bytes": len(header.to_bytes()),
+            "coded_on": {"device": env.device, "precision": env.precision, "kernels": env.kernels,
+                         "torch": env.torch, "threads": env.threads},
         },
         "frames": frames,
         "payload_bytes": sum(f["payload_bytes"] for f in frames),
         "bpp": 8 * len(data) / (pixels * header.frame_count),
+        "release_bpp": clip_release_bpp(f["release_bpp"] for f in frames),
         "kbps": _kbps(len(data), header.frame_count, header.fps),
     }
 
 
 def _frame_info(index: int, record: FrameRecord, header: StreamHeader) -> dict:
-    payload = len(record.payload)
-    return {"index": index, "type": record.frame_type.value, "payload_bytes": payload,
-            "record_bytes": len(record.to_bytes()), "bpp": 8 * payload / (header.width * header.height)}
+    payload, kind = len(record.payload), record.frame_type.value
+    return {"index": index, "type": kind, "payload_bytes": payload,
+            "record_bytes": len(record.to_bytes()), "bpp": 8 * payload / (header.width * header.height),
+            "release_bpp": release_bpp(kind, payload, record.release_bits, header.width, header.height),
+            "picture_check": record.check.hex()}
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -280,12 +293,15 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"size        {h['width']}x{h['height']}, {h['frame_count']} frames at {h['fps']} fps")
     print(f"rate point  {h['rate_index']} ({h['rate_name']})")
     print(f"header      {h['header_bytes']} bytes")
-    print(f"{'frame':>6} {'type':<6} {'bytes':>9} {'bpp':>8}")
+    print(f"coded on    {CodingEnvironment(**h['coded_on']).describe()}")
+    print(f"{'frame':>6} {'type':<6} {'bytes':>9} {'bpp':>8} {'release bpp':>12}")
     for f in info["frames"]:
-        print(f"{f['index']:>6} {f['type']:<6} {f['payload_bytes']:>9} {f['bpp']:>8.4f}")
+        print(f"{f['index']:>6} {f['type']:<6} {f['payload_bytes']:>9} {f['bpp']:>8.4f} {f['release_bpp']:>12.4f}")
     container = info["bytes"] - info["payload_bytes"]
     print(f"total       {info['bytes']} bytes (payload {info['payload_bytes']}, container {container}), "
           f"{info['bpp']:.4f} bpp, {info['kbps']:.1f} kbps")
+    print(f"release bpp {info['release_bpp']:.4f} (as the official release reports it: the I-frame's estimated y bits "
+          "over the padded area, P-frames' payload; mean of the frames)")
     return 0
 
 

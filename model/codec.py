@@ -18,15 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bitstream import FrameRecord, StreamHeader, check_model, read_stream, write_stream
+from .bitstream import FrameRecord, StreamHeader, check_model, picture_check, read_stream, write_stream
 from .checkpoints import weights_fingerprint
 from .config import S2VCConfig, tiny
 from .dpb import FRAME_I, FRAME_RESET, DecodedPictureBuffer, frame_type
 from .entropy_coder import SymbolDecoder, SymbolEncoder
-from .errors import BitstreamError
+from .environment import CodingEnvironment, this_machine
+from .errors import BitstreamError, DecoderMismatchError
 from .generator import OneStepUNet
 from .inter import InterCodec, RefState
 from .intra import IntraCodec
+from .release_rate import release_bpp
 from .vae import LatentVAE
 
 MAX_SIDE = 16384
@@ -35,12 +37,14 @@ CODING_THREADS = 1  # CPU threads of every computation the decoder must reproduc
 
 @dataclass
 class FrameResult:
-    """One coded frame: its type, the reconstruction (uint8 RGB) and its bits (estimated or real)."""
+    """One coded frame: its type, the reconstruction (uint8 RGB), its bits (estimated or real) and, for a real
+    stream, its rate as the official release reports it (`model.release_rate`; None for in-memory estimates)."""
 
     index: int
     frame_type: str
     frame: np.ndarray | None
     bits: float
+    release_bpp: float | None = None
 
 
 def to_model_frames(frames: np.ndarray, multiple: int) -> torch.Tensor:
@@ -101,7 +105,7 @@ class S2VC(nn.Module):
             "preset": self.config.preset,
             "rate_names": list(self.rate_names),
             "device": str(self.device),
-            "precision": "I-frame bf16 autocast, P-frame fp32" if on_gpu else "fp32",
+            "precision": "I-frame (VAE decode included) bf16 autocast, P-frame fp32, TF32" if on_gpu else "fp32",
             "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in self.named_children()},
             "reset_interval": self.config.reset_interval,
         }
@@ -121,17 +125,29 @@ class S2VC(nn.Module):
         self.eval()
         self.to(memory_format=torch.channels_last if self.device.type == "cpu" else torch.contiguous_format)
 
+    @property
+    def environment(self) -> CodingEnvironment:
+        """How this model codes here (device kind, precision mode, kernels, torch, threads); in every stream."""
+        return this_machine(self.device, CODING_THREADS)
+
     @contextlib.contextmanager
     def _coding_threads(self) -> Iterator[None]:
-        """Run the networks that feed the entropy coder, the buffers and the output pictures with a fixed CPU
-        thread count.
+        """Run the networks that feed the entropy coder, the buffers and the output pictures with fixed kernel
+        settings: on a CPU a fixed thread count, on a GPU TF32 on (as the release) and cuDNN's autotuner off.
 
         CPU kernels round differently with different thread counts, and a decoder whose prior parameters differ in
         the last bit from the encoder's cannot decode. Pinning the count makes a stream decodable whatever
-        thread count the encoding and decoding processes use.
+        thread count the encoding and decoding processes use; on a GPU, a process's TF32 or autotuner settings
+        would otherwise decide the rounding.
         """
-        if self.device.type != "cpu":
-            yield
+        if self.device.type == "cuda":
+            backends = torch.backends
+            saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark
+            backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = True, True, False
+            try:
+                yield
+            finally:
+                backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = saved
             return
         threads = torch.get_num_threads()
         torch.set_num_threads(CODING_THREADS)
@@ -141,6 +157,7 @@ class S2VC(nn.Module):
             torch.set_num_threads(threads)
 
     def _iframe_precision(self) -> contextlib.AbstractContextManager:
+        """The release's I-frame precision: everything, its VAE decode included, under bf16 autocast on CUDA."""
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
@@ -211,13 +228,18 @@ class S2VC(nn.Module):
                 feats_in = [f.float() for f in dpb.ref_unet_features]
                 latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "pframe", feats_in)
             dpb.update(latent, out["feature"], feats)
-        bits = out.get("bits")
-        return {"frame_type": kind, "latent": latent, "bits": None if bits is None else float(bits.sum())}
+        bits, release = out.get("bits"), out.get("release_bits")
+        return {
+            "frame_type": kind, "latent": latent, "bits": None if bits is None else float(bits.sum()),
+            "release_bits": 0.0 if release is None else float(release.sum()),
+        }
 
-    def decode_latent(self, latent: torch.Tensor, height: int, width: int) -> np.ndarray:
-        """x0 latent -> uint8 RGB [H, W, 3] (VAE decode, fp32 as the P path), with the pinned thread count so the
+    def decode_latent(self, latent: torch.Tensor, height: int, width: int, kind: str) -> np.ndarray:
+        """x0 latent of a frame of type `kind` -> uint8 RGB [H, W, 3], in that frame type's precision (the I-frame
+        under bf16 autocast on CUDA, as the release; P-frames fp32), with the pinned kernel settings so the
         decoder's pictures equal the encoder's bit for bit."""
-        with self._coding_threads(), self._pframe_precision():
+        precision = self._iframe_precision() if kind == FRAME_I else self._pframe_precision()
+        with self._coding_threads(), precision:
             return to_uint8(self.vae.decode(latent), height, width)[0]
 
     # ------------------------------------------------------------------------------------------ clips in memory
@@ -234,7 +256,7 @@ class S2VC(nn.Module):
         for t in range(frames.shape[0]):
             x = to_model_frames(frames[t : t + 1], self.config.pad_multiple).to(self.device)
             out = self.code_frame(dpb, r, x=x)
-            image = self.decode_latent(out["latent"], h, w) if decode else None
+            image = self.decode_latent(out["latent"], h, w, out["frame_type"]) if decode else None
             yield FrameResult(t, out["frame_type"], image, out["bits"])
 
     def reconstruct(self, frames: np.ndarray, rate: int) -> tuple[np.ndarray, list[float]]:
@@ -267,7 +289,7 @@ class S2VC(nn.Module):
         for t, kind in enumerate(types):
             bits = coded[t] if t < len(coded) else means[kind]
             payload = 4 * int(-(-(bits + 64) // 32))  # whole 32-bit words, flush included
-            total += 8 * (payload + len(FrameRecord("P", b"").to_bytes()) + (payload.bit_length() + 6) // 7 - 1)
+            total += 8 * (payload + len(FrameRecord(kind, b"").to_bytes()) + (payload.bit_length() + 6) // 7 - 1)
         return total * fps / len(frames) / 1000.0
 
     # ------------------------------------------------------------------------------------------ training
@@ -347,6 +369,7 @@ class S2VC(nn.Module):
             frame_count=int(frames.shape[0]),
             rate_index=int(rate),
             rate_name=self.rate_names[int(rate)],
+            environment=self.environment,
         )
 
     @torch.no_grad()
@@ -355,7 +378,8 @@ class S2VC(nn.Module):
     ) -> tuple[StreamHeader, Iterator[tuple[FrameRecord, FrameResult]]]:
         """Encode a clip: the stream header, then (record, reconstruction) per frame as each is coded.
 
-        The reconstruction is what the decoder will produce from the record, bit for bit, on the same machine.
+        The reconstruction is what the decoder will produce from the record, bit for bit, on a machine like this
+        one (the record carries its `picture_check`).
         """
         frames = validate_frames(frames)
         r = self._net_rate(rate)
@@ -369,9 +393,9 @@ class S2VC(nn.Module):
                     x = to_model_frames(frames[t : t + 1], self.config.pad_multiple).to(self.device)
                     enc = SymbolEncoder()
                     out = self.code_frame(dpb, r, x=x, enc=enc)
-                    record = FrameRecord(out["frame_type"], enc.finish())
-                    image = self.decode_latent(out["latent"], header.height, header.width)
-                yield record, FrameResult(t, out["frame_type"], image, 8.0 * len(record.payload))
+                    image = self.decode_latent(out["latent"], header.height, header.width, out["frame_type"])
+                    record = FrameRecord(out["frame_type"], enc.finish(), picture_check(image), out["release_bits"])
+                yield record, self._result(t, record, image, header)
 
         return header, frames_iter()
 
@@ -400,11 +424,29 @@ class S2VC(nn.Module):
         write_stream(buffer, header, (record for record, _ in records))
         return buffer.getvalue()
 
+    @staticmethod
+    def _result(index: int, record: FrameRecord, image: np.ndarray, header: StreamHeader) -> FrameResult:
+        kind = record.frame_type.value
+        rate = release_bpp(kind, len(record.payload), record.release_bits, header.width, header.height)
+        return FrameResult(index, kind, image, 8.0 * len(record.payload), rate)
+
     @torch.no_grad()
     def iter_decode(self, source: str | Path | bytes) -> tuple[StreamHeader, Iterator[FrameResult]]:
-        """Decode a bitstream (bytes or a path): its header, then each frame as it is decoded."""
+        """Decode a bitstream (bytes or a path): its header, then each frame as it is decoded.
+
+        DecoderMismatchError, before decoding, for a stream coded on another device kind or precision mode, and at
+        the first frame whose picture differs from the encoder's (or whose symbols do not decode, when the coding
+        environments differ); every message names both machines.
+        """
         header, records = read_stream(source)
         check_model(header, self.config.preset, self.weights_hash)
+        here = self.environment
+        made = header.environment
+        if made.must_match(here):
+            raise DecoderMismatchError(
+                f"this stream was coded on {made.describe()}; this machine would decode on {here.describe()}: "
+                f"decode it on a {made.device} machine (--device {made.device}) with the same precision"
+            )
         if header.rate_index >= len(self.rate_names):
             raise BitstreamError(f"rate index {header.rate_index} not available in this model ({self.rate_names})")
         r = self._net_rate(header.rate_index)
@@ -419,11 +461,22 @@ class S2VC(nn.Module):
                 if record.frame_type.value != expected:
                     raise BitstreamError(f"frame {t}: stream says {record.frame_type.value}, expected {expected}")
                 with torch.inference_mode():  # per frame: this body runs after iter_decode has returned
-                    dec = SymbolDecoder(record.payload)
-                    out = self.code_frame(dpb, r, dec=dec, size=size)
-                    dec.check_exhausted()
-                    image = self.decode_latent(out["latent"], header.height, header.width)
-                yield FrameResult(t, out["frame_type"], image, 8.0 * len(record.payload))
+                    try:
+                        dec = SymbolDecoder(record.payload)
+                        out = self.code_frame(dpb, r, dec=dec, size=size)
+                        dec.check_exhausted()
+                    except BitstreamError as exc:
+                        if not made.may_matter(here):
+                            raise
+                        raise DecoderMismatchError(f"frame {t}: {exc}; {_mismatch(made, here)}") from None
+                    image = self.decode_latent(out["latent"], header.height, header.width, out["frame_type"])
+                check = picture_check(image)
+                if check != record.check:
+                    raise DecoderMismatchError(
+                        f"frame {t}: the decoded picture differs from the encoder's (picture check {check.hex()}, "
+                        f"the stream has {record.check.hex()}); {_mismatch(made, here)}"
+                    )
+                yield self._result(t, record, image, header)
 
         return header, frames_iter()
 
@@ -443,3 +496,13 @@ class S2VC(nn.Module):
         from .loading import from_pretrained
 
         return from_pretrained(directory)
+
+
+def _mismatch(made: CodingEnvironment, here: CodingEnvironment) -> str:
+    """The second half of a decoder-mismatch message: both machines and what to do."""
+    differ = made.may_matter(here)
+    if not differ:
+        return (f"coded and decoded on {here.describe()}: the stream was altered after its checksums were "
+                "written, or this is a bug (please report it with the stream)")
+    return (f"the stream was coded on {made.describe()}, this machine is {here.describe()} ({', '.join(differ)} "
+            "differ): decode it on a machine like the encoder's")

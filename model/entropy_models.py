@@ -17,6 +17,7 @@ SYMBOL_MIN, SYMBOL_MAX = -128, 127  # support of every coded symbol
 SUPPORT = SYMBOL_MAX - SYMBOL_MIN + 1
 CODER_PRECISION = 24  # the entropy coder's probability precision: every symbol keeps at least 2**-24
 LEAK = 2.0**-CODER_PRECISION
+RELEASE_SCALE_MIN = RELEASE_EPS = 1e-5  # the release's I-frame rate formula: scale clamp, probability offset
 QUANT_MODES = ("noise", "ste", "round")
 
 
@@ -63,6 +64,16 @@ def gaussian_likelihood(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     lower = torch.special.ndtr((-0.5 - a) / std)
     lower = torch.where((q <= SYMBOL_MIN) | (q >= SYMBOL_MAX), 0.0, lower)
     return leaky((upper - lower).clamp_min(0))
+
+
+def release_bits(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The official release's I-frame rate estimate, per symbol (S2VC_ARCHITECTURE.md §4.4):
+    -log2(Phi((q + 1/2) / s) - Phi((q - 1/2) / s) + 1e-5) floored at 0, with s the raw predicted scale clamped
+    at 1e-5 (no scale table, no probability floor, no support limit). Evaluated in fp32 (the release: bf16)."""
+    s = scales.float().clamp_min(RELEASE_SCALE_MIN)
+    q = q.float()
+    p = torch.special.ndtr((q + 0.5) / s) - torch.special.ndtr((q - 0.5) / s)
+    return (-torch.log2(p + RELEASE_EPS)).clamp_min(0)
 
 
 def likelihood_bits(likelihood: torch.Tensor) -> torch.Tensor:

@@ -19,3 +19,8 @@ class CheckpointError(S2VCError):
 
 class ModelMismatchError(S2VCError):
     """A bitstream was made by a different model (preset or weights) than the one asked to decode it."""
+
+
+class DecoderMismatchError(S2VCError):
+    """This machine cannot reproduce the encoder's pictures: the stream was coded on another kind of machine, or a
+    decoded picture differs from the encoder's (the message names the frame and both machines)."""

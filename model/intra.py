@@ -5,8 +5,10 @@ S2VCConfig: internal width W = intra_unet_channels[0], N = intra_y_channels, sem
 S = semantic_channels, ctrl = ctrl_channels, z = len(fsq_levels).
 
 The hyper-latent is FSQ-quantised (fixed-length indices); y uses the four-part spatial prior with the image scale
-table. With `config.num_rates > 1` a learned per-rate gain `y_q_scale` [R, N, 1, 1] scales y (and the predicted
-means and scales) before quantisation and is divided out afterwards; with one rate there is no such parameter.
+table, and its symbols are coded exactly whatever their size (an escape beyond [-128, 127], as the release's
+rANS; model/symbol_escape.py). With `config.num_rates > 1` a learned per-rate gain `y_q_scale` [R, N, 1, 1]
+scales y (and the predicted means and scales) before quantisation and is divided out afterwards; with one rate
+there is no such parameter.
 """
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ from model.entropy_models import (
     likelihood_bits,
     quantize,
     rate_tensor,
+    release_bits,
 )
 from model.layers import AttnBlock, DepthConvBlock4, ResidualBlockUpsample, ResnetBlock, conv1x1, conv3x3
+from model.symbol_escape import decode_gaussian_escaped, encode_gaussian_escaped, escape_bits
 
 patch_torchvision()
 
@@ -284,19 +288,22 @@ class IntraCodec(nn.Module):
         y_s = y * gain
         y_hat = torch.zeros_like(y)
         lik_y = torch.ones_like(y)
+        q_all = torch.zeros_like(y)
         for step, mask in enumerate(self._masks(y)):
             scales, means = self._step_params(step, params, common, y_hat)
             std = self.scale_table.quantize(scales * gain)
             means_s = means * gain
             q = quantize(y_s - means_s, mode)
-            if not self.training:
-                q = clamp_symbols(q)
-            lik_y = torch.where(mask, gaussian_likelihood(q, std), lik_y)
+            coded = q if self.training else clamp_symbols(q)  # out-of-range symbols: end bin + escape
+            lik_y = torch.where(mask, gaussian_likelihood(coded, std), lik_y)
+            q_all = torch.where(mask, q, q_all)
             y_hat = torch.where(mask, (q + means_s) / gain, y_hat)
         lik_z = torch.full_like(z_hat[:, :1], 2.0 ** -self.z_vq.bits)
         out = self._outputs(y_hat, y_semantic)
         out["likelihoods"] = {"y": lik_y, "z": lik_z}
         out["bits"] = likelihood_bits(lik_y) + likelihood_bits(lik_z)
+        if not self.training:
+            out["bits"] = out["bits"] + escape_bits(q_all.detach())
         return out
 
     # ------------------------------------------------------------------------------------------ entropy coding
@@ -310,9 +317,10 @@ class IntraCodec(nn.Module):
         _, indices = self.z_vq(self.hyper_enc(y, sem))
         enc.encode_bits(indices.flatten(), self.z_vq.bits)
         bits = torch.full((x.shape[0],), float(indices[0].numel() * self.z_vq.bits), device=x.device)
-        y_hat, y_semantic, y_bits = self._code_y(indices, r, y.shape[-2:], y=y, enc=enc)
+        y_hat, y_semantic, y_bits, y_release_bits = self._code_y(indices, r, y.shape[-2:], y=y, enc=enc)
         out = self._outputs(y_hat, y_semantic)
         out["bits"] = bits + y_bits
+        out["release_bits"] = y_release_bits
         return out
 
     @torch.no_grad()
@@ -324,7 +332,7 @@ class IntraCodec(nn.Module):
         r = self._rate(rate, batch, device)
         h64, w64 = hp // 64, wp // 64
         indices = dec.decode_bits(batch * h64 * w64, self.z_vq.bits).to(device).reshape(batch, h64, w64)
-        y_hat, y_semantic, _ = self._code_y(indices, r, (hp // 16, wp // 16), dec=dec)
+        y_hat, y_semantic, _, _ = self._code_y(indices, r, (hp // 16, wp // 16), dec=dec)
         return self._outputs(y_hat, y_semantic)
 
     def _code_y(
@@ -335,14 +343,19 @@ class IntraCodec(nn.Module):
         y: torch.Tensor | None = None,
         enc: Any = None,
         dec: Any = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Shared encoder/decoder loop over the four prior steps; encodes when `y` and `enc` are given."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shared encoder/decoder loop over the four prior steps; encodes when `y` and `enc` are given.
+
+        Returns y_hat, y_semantic, the coded y bits [B] (escapes included) and the release's estimate of them [B]
+        (`release_bits`). Symbols beyond [-128, 127] are coded exactly with an escape (model/symbol_escape.py).
+        """
         z_hat = self.z_vq.indices_to_codes(indices).to(self.y_spatial_prior_reduction.weight.dtype)
         params, common, y_semantic = self._prior_context(z_hat)
         gain = self._gain(rate)
         n = self.config.intra_y_channels
         y_hat = params.new_zeros(indices.shape[0], n, *size)
         bits = params.new_zeros(indices.shape[0])
+        release = torch.zeros(indices.shape[0], device=params.device)
         for step, mask in enumerate(self._masks(y_hat)):
             scales, means = self._step_params(step, params, common, y_hat)
             std = self.scale_table.values[self.scale_table.index(scales * gain)]
@@ -350,11 +363,15 @@ class IntraCodec(nn.Module):
             sel = mask.expand_as(y_hat)
             q = torch.zeros_like(y_hat)
             if enc is not None:
-                symbols = clamp_symbols(torch.round(y * gain - means_s))[sel].long()
-                enc.encode_gaussian(symbols, std[sel])
+                symbols = torch.round(y * gain - means_s)[sel].long()
+                encode_gaussian_escaped(enc, symbols, std[sel])
             else:
-                symbols = dec.decode_gaussian(std[sel]).to(q.device)
+                symbols = decode_gaussian_escaped(dec, std[sel]).to(q.device)
             q[sel] = symbols.to(q.dtype)
-            bits += likelihood_bits(torch.where(sel, gaussian_likelihood(q, std), 1.0))
+            exact = torch.zeros(q.shape, dtype=torch.long, device=q.device)  # q may be bf16: inexact above 256
+            exact[sel] = symbols
+            bits += likelihood_bits(torch.where(sel, gaussian_likelihood(clamp_symbols(q), std), 1.0))
+            bits += escape_bits(exact)
+            release += torch.where(sel, release_bits(exact, scales * gain), 0.0).flatten(1).sum(dim=1)
             y_hat = torch.where(sel, (q + means_s) / gain, y_hat)
-        return y_hat, y_semantic, bits
+        return y_hat, y_semantic, bits, release

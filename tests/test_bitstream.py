@@ -16,21 +16,24 @@ from model.bitstream import (
     StreamHeader,
     check_model,
     pack,
+    picture_check,
     read_stream,
     unpack,
     write_stream,
 )
 from model.entropy_coder import SymbolDecoder, SymbolEncoder
+from model.environment import CodingEnvironment
 from model.errors import BitstreamError, ModelMismatchError
 
 WEIGHTS = hashlib.sha256(b"tiny weights").digest()[:16]
 PMFS = torch.softmax(torch.linspace(-3, 3, 4 * 9).reshape(4, 9), dim=1)
+MADE_ON = CodingEnvironment("cpu", "fp32", "AVX2", "2.13.0", 1)
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02\x00\x00\x00\x90\x91h6"
 
 
 def make_header(**changes) -> StreamHeader:
     fields = dict(preset="tiny", weights_hash=WEIGHTS, width=128, height=96, fps_num=30000, fps_den=1001,
-                  frame_count=4, rate_index=2, rate_name="q2")
+                  frame_count=4, rate_index=2, rate_name="q2", environment=MADE_ON)
     return StreamHeader(**{**fields, **changes})
 
 
@@ -67,8 +70,9 @@ def make_stream() -> tuple[bytes, list]:
             z_enc.encode_categorical(side, PMFS, table_for(n_cat), -4)
             y_enc.encode_gaussian(y, stds_for(n_gauss))
             parts = [z_enc.finish(), y_enc.finish()]
-        records.append(FrameRecord(kind, pack(parts)))
-        truth.append((kind, y, side))
+        check = picture_check(np.full((2, 3, 3), len(records), dtype=np.uint8))
+        records.append(FrameRecord(kind, pack(parts), check, 1234.5 if kind is FrameType.I else 0.0))
+        truth.append((kind, y, side, check, records[-1].release_bits))
     buffer = io.BytesIO()
     write_stream(buffer, header, records)
     return buffer.getvalue(), [header, *truth]
@@ -92,13 +96,14 @@ def decode_stream(data: bytes) -> list:
             y = y_dec.decode_gaussian(stds_for(n_gauss))
             z_dec.check_exhausted()
             y_dec.check_exhausted()
-        out.append((record.frame_type, y, side))
+        out.append((record.frame_type, y, side, record.check, record.release_bits))
     return out
 
 
 def same(a: list, b: list) -> bool:
     return a[0] == b[0] and len(a) == len(b) and all(
-        x[0] == y[0] and torch.equal(x[1], y[1]) and torch.equal(x[2], y[2]) for x, y in zip(a[1:], b[1:])
+        x[0] == y[0] and torch.equal(x[1], y[1]) and torch.equal(x[2], y[2]) and x[3:] == y[3:]
+        for x, y in zip(a[1:], b[1:])
     )
 
 
@@ -121,9 +126,19 @@ def test_round_trip_bytes_and_file(stream, tmp_path):
 
 
 def test_overheads_are_small():
-    assert len(make_header().to_bytes()) == 50
-    assert len(FrameRecord("P", b"x" * 100).to_bytes()) == 106
+    assert len(make_header().to_bytes()) == HEADER == 50 + 4 + 5 + 5 + 7 + 1  # + the coding environment
+    assert len(FrameRecord("P", b"x" * 100).to_bytes()) == 100 + 1 + 1 + 4 + 4
+    assert len(FrameRecord("I", b"x" * 100).to_bytes()) == 100 + 1 + 1 + 4 + 4 + 4
     assert len(pack([b"a" * 100, b"b" * 200])) == 300 + 1 + 1 + 2
+
+
+def test_environment_checks_and_release_estimate_round_trip(stream):
+    header, frames = read_stream(stream[0])
+    assert header.environment == MADE_ON
+    records = list(frames)
+    assert [r.release_bits for r in records] == [1234.5, 0.0, 0.0, 0.0]
+    assert [r.check for r in records] == [picture_check(np.full((2, 3, 3), t, dtype=np.uint8)) for t in range(4)]
+    assert len({r.check for r in records}) == 4 and all(len(r.check) == 4 for r in records)
 
 
 def test_pack_unpack():
@@ -139,6 +154,11 @@ def test_pack_unpack():
         unpack(b"\x81\x00")
 
 
+HEADER = len(make_header().to_bytes())
+BODY = HEADER - 4  # the header without its CRC
+FRAME0_CHECKSUM = HEADER + 1 + 2 + 4 + 4  # type, 2-byte varint length, picture check, release estimate
+
+
 def _with_crc(body: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body))
 
@@ -149,14 +169,21 @@ def _with_crc(body: bytes) -> bytes:
         (lambda d: b"", "not an S2VC bitstream \\(empty input\\)"),
         (lambda d: PNG, "not an S2VC bitstream \\(starts with 89504e47"),
         (lambda d: d[:2], "truncated bitstream: header magic"),
-        (lambda d: d[:4] + b"\x02" + d[5:], "unsupported S2VC bitstream version 2 \\(this build reads 1\\)"),
+        (lambda d: d[:4] + b"\x01" + d[5:], "made by an older version of S2VC Studio \\(bitstream format 1; this "
+                                            "build reads format 2\\): re-encode the clip with this version"),
+        (lambda d: d[:4] + b"\x03" + d[5:], "made by a newer version of S2VC Studio \\(bitstream format 3"),
         (lambda d: d[:30], "truncated bitstream: header"),
         (lambda d: d[:27] + b"\xff" + d[28:], "corrupt bitstream header \\(CRC mismatch\\)"),
-        (lambda d: _with_crc(d[:26] + b"\x00\x00" + d[28:46]) + d[50:], "implausible frame size 0x96"),
-        (lambda d: _with_crc(d[:26] + b"\x40\x01" + d[28:46]) + d[50:], "implausible frame size 16385x96"),
+        (lambda d: _with_crc(d[:26] + b"\x00\x00" + d[28:BODY]) + d[HEADER:], "implausible frame size 0x96"),
+        (lambda d: _with_crc(d[:26] + b"\x40\x01" + d[28:BODY]) + d[HEADER:], "implausible frame size 16385x96"),
+        (lambda d: _with_crc(d[:BODY].replace(b"\x04fp32", b"\x04fp16")) + d[HEADER:], "unknown precision mode"),
+        (lambda d: _with_crc(d[:BODY].replace(b"\x03cpu", b"\x03gpu")) + d[HEADER:], "unknown device kind 'gpu'"),
         (lambda d: d[:-3], "truncated bitstream: frame 3 of 4 payload needs"),
-        (lambda d: d[:53], "truncated bitstream: frame 0 of 4 checksum"),
-        (lambda d: d[:60] + bytes([d[60] ^ 1]) + d[61:], "CRC mismatch at frame 0 of 4"),
+        (lambda d: d[:FRAME0_CHECKSUM], "truncated bitstream: frame 0 of 4 checksum"),
+        (lambda d: d[:HEADER + 5], "truncated bitstream: frame 0 of 4 picture check"),
+        (lambda d: d[:HEADER + 6] + bytes([d[HEADER + 6] ^ 1]) + d[HEADER + 7:], "CRC mismatch at frame 0 of 4"),
+        (lambda d: d[:FRAME0_CHECKSUM + 9] + bytes([d[FRAME0_CHECKSUM + 9] ^ 1]) + d[FRAME0_CHECKSUM + 10:],
+         "CRC mismatch at frame 0 of 4"),
         (lambda d: d + b"\x00", "1 bytes of trailing data after the last of 4 frames"),
     ],
 )
@@ -169,7 +196,7 @@ def test_frame_count_mismatch(stream):
     data, _ = stream
     header = make_header(frame_count=5).to_bytes()
     with pytest.raises(BitstreamError, match="promises 5 frames, only 4 present"):
-        decode_stream(header + data[50:])
+        decode_stream(header + data[HEADER:])
     with pytest.raises(ValueError, match="promises 5 frames but 4"):
         write_stream(io.BytesIO(), make_header(frame_count=5), read_stream(data)[1])
 

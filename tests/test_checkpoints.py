@@ -41,18 +41,22 @@ def source() -> S2VC:
     return S2VC(official_like()).eval()
 
 
-@pytest.fixture(scope="module")
-def release(source: S2VC, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ROOT/{I_ckpts,P_ckpts,SD_ckpts} written from `source`'s random weights."""
-    root = tmp_path_factory.mktemp("release")
+def write_release(source: S2VC, root: Path) -> Path:
+    """ROOT/{I_ckpts,P_ckpts,SD_ckpts} in the official key layout, written from `source`'s weights (any device)."""
     for name, relative in FILES.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in getattr(source, name).state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in getattr(source, name).state_dict().items()}
         save_file(state, str(root / relative))
     vae = AutoencoderKL(**sd_vae_kwargs(source.config))
     vae.load_state_dict(source.vae.model.state_dict())
     vae.save_pretrained(root / "SD_ckpts" / "stable-diffusion-2-1" / "vae")
     return root
+
+
+@pytest.fixture(scope="module")
+def release(source: S2VC, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release folder written from `source`'s random weights."""
+    return write_release(source, tmp_path_factory.mktemp("release"))
 
 
 @pytest.fixture

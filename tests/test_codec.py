@@ -52,7 +52,7 @@ def rewrite(data: bytes, header_changes: dict | None = None, types: dict[int, st
     """The stream with header fields or frame types replaced (checksums recomputed, so only the codec can tell)."""
     header, records = read_stream(data)
     header = dataclasses.replace(header, **(header_changes or {}))
-    records = [FrameRecord((types or {}).get(i, r.frame_type), r.payload) for i, r in enumerate(records)]
+    records = [dataclasses.replace(r, frame_type=(types or {}).get(i, r.frame_type)) for i, r in enumerate(records)]
     buffer = io.BytesIO()
     write_stream(buffer, header, records)
     return buffer.getvalue()

@@ -1,6 +1,7 @@
 """The S2VC adapter against the model API (a stand-in model here; the real one is tested by the model package)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,35 @@ def test_bd_curve_counts_repeated_encodes_once() -> None:
     rec = lambda kbps, q: {"codec": "x265", "kbps": kbps, "metrics": {"psnr_rgb": q}}  # noqa: E731
     rates, quality = curve({"records": [rec(62.0, 25.6), rec(62.0, 25.6), rec(105.0, 27.2)]}, "x265", "psnr_rgb")
     assert rates.tolist() == [62.0, 105.0] and quality.tolist() == [25.6, 27.2]
+
+
+def test_result_carries_the_release_style_rate(tmp_path: Path) -> None:
+    """The clip's rate as the official release reports it (mean of the frames' figures) goes beside the real bpp
+    into the result, its record and the app's table; a model without the figure gives None."""
+    from app.handlers import results_table
+    from comparisons.runner import measure
+
+    class WithRelease(FakeS2VC):
+        def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> list[FrameResult]:
+            return [dataclasses.replace(r, release_bpp=0.25 * r.index)
+                    for r in super().encode_file(path, frames, rate, fps)]
+
+    frames = clip(8, 48, 64)
+    result = S2VCCodec(model=WithRelease()).encode(frames, 25.0, 1000.0, tmp_path)
+    assert result.release_bpp == pytest.approx(0.25 * 3.5)  # frames 0..7
+    record = measure(frames, result, [])
+    assert record["release_bpp"] == result.release_bpp
+    table = results_table({"results": {"records": [record]}})
+    assert table["bpp (release-style)"].tolist() == [round(0.25 * 3.5, 5)]
+    assert S2VCCodec(model=FakeS2VC()).encode(frames, 25.0, 1000.0, tmp_path).release_bpp is None
+
+
+def test_a_decoder_that_stops_is_a_codec_error(tmp_path: Path) -> None:
+    from model.errors import DecoderMismatchError
+
+    class Diverging(FakeS2VC):
+        def decompress(self, source: Path) -> tuple[np.ndarray, float]:
+            raise DecoderMismatchError("frame 2: the decoded picture differs from the encoder's")
+
+    with pytest.raises(CodecError, match="s2vc: the decoder failed on .*frame 2: the decoded picture differs"):
+        S2VCCodec(model=Diverging()).encode(clip(8, 48, 64), 25.0, 1000.0, tmp_path)

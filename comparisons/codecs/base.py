@@ -41,6 +41,8 @@ class EncodeResult:
     # None: `decoded` is the real decoder's output; else whether the real decoder reproduced the encoder's
     # reconstructions in `decoded` (PENDING until checked, then BIT_EXACT)
     decoder_check: str | None = None
+    # S2VC only: the rate as the official S2VC release reports it (model/release_rate.py), beside `bpp`
+    release_bpp: float | None = None
 
     @property
     def kbps(self) -> float:

@@ -113,7 +113,8 @@ class S2VCCodec(Codec):
 
     def encode(self, frames: np.ndarray, fps: float, target_kbps: float, workdir: str | Path) -> EncodeResult:
         """Encode at the chosen rate point; the decoded frames are the encoder's reconstructions (verified by the
-        real decoder before returning when ``verify_decode``)."""
+        real decoder before returning when ``verify_decode``). ``release_bpp``: the rate as the official release
+        reports it, a second figure beside the real file's ``bpp``."""
         frames = check_frames(frames)
         if not target_kbps or target_kbps <= 0:
             raise CodecError(f"s2vc: target bitrate must be > 0 kbps, got {target_kbps}")
@@ -145,7 +146,7 @@ class S2VCCodec(Codec):
             bits=bits, frames=t, fps=float(fps), width=w, height=h, target_kbps=float(target_kbps),
             within_tolerance=abs(kbps / target_kbps - 1) <= self.tolerance, trials=trials,
             encode_seconds=encode_seconds, decode_seconds=None, decoded=decoded.astype(np.uint8),
-            decoder_check=PENDING)
+            decoder_check=PENDING, release_bpp=_release_bpp(reconstructions))
         if self.verify_decode:
             self.verify(result)
         return result
@@ -153,8 +154,13 @@ class S2VCCodec(Codec):
     def verify(self, result: EncodeResult) -> float:
         """Decode ``result``'s bitstream with the real decoder and check that every frame equals the encoder's
         reconstruction; fills in ``decode_seconds`` and ``decoder_check`` and returns the decode seconds."""
+        from model.errors import S2VCError
+
         start = time.perf_counter()
-        decoded, _ = self.model.decompress(result.bitstream_path)
+        try:
+            decoded, _ = self.model.decompress(result.bitstream_path)
+        except S2VCError as exc:  # e.g. a decoded picture that differs from the encoder's (named by frame)
+            raise CodecError(f"s2vc: the decoder failed on {result.bitstream_path}: {exc}") from None
         seconds = time.perf_counter() - start
         decoded = np.asarray(decoded)
         if decoded.shape != result.decoded.shape:
@@ -170,3 +176,11 @@ class S2VCCodec(Codec):
         result.decode_seconds = seconds
         result.decoder_check = BIT_EXACT
         return seconds
+
+
+def _release_bpp(reconstructions: list[Any]) -> float | None:
+    """The clip's rate as the official release reports it; None when a frame lacks the figure."""
+    from model.release_rate import clip_release_bpp
+
+    rates = [getattr(r, "release_bpp", None) for r in reconstructions]
+    return None if None in rates else clip_release_bpp(rates)
