@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.video_io import RAW_SUFFIXES, VideoReadError, probe_video
+from model.video_io import RAW_SUFFIXES, VideoReadError, probe_video, raw_name_hints
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".y4m", *RAW_SUFFIXES)
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
@@ -86,6 +86,15 @@ def _is_sequence(p: Path) -> bool:
     return p.suffix.lower() in VIDEO_SUFFIXES
 
 
+def _defaults(p: Path, fps: float | None, size: tuple[int, int] | None) -> dict[str, Any]:
+    """The suite-wide fps / size for a sequence that cannot state its own (PNG folders, raw yuv not named with
+    it); a file's own frame rate is never overridden by the default."""
+    raw = p.suffix.lower() in RAW_SUFFIXES
+    named_size, named_fps = raw_name_hints(p) if raw else (None, None)
+    return {"fps": fps if (p.is_dir() or (raw and named_fps is None)) else None,
+            "size": size if (raw and named_size is None) else None}
+
+
 def _sequence_name(p: Path) -> str:
     return p.name if p.is_dir() else p.stem
 
@@ -94,9 +103,10 @@ def _from_folder(root: Path, fps: float | None, size: tuple[int, int] | None) ->
     sequences = []
     for entry in sorted(root.iterdir()):
         if _is_sequence(entry):
-            sequences.append(Sequence(root.name, _sequence_name(entry), str(entry.resolve()), fps, size))
+            sequences.append(Sequence(root.name, _sequence_name(entry), str(entry.resolve()),
+                                      **_defaults(entry, fps, size)))
         elif entry.is_dir():
-            sequences += [Sequence(entry.name, _sequence_name(e), str(e.resolve()), fps, size)
+            sequences += [Sequence(entry.name, _sequence_name(e), str(e.resolve()), **_defaults(e, fps, size))
                           for e in sorted(entry.iterdir()) if _is_sequence(e)]
     return sequences
 
@@ -149,10 +159,11 @@ def _from_manifest(path: Path, fps: float | None, size: tuple[int, int] | None) 
             if unknown:
                 raise SourceError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: path, name, fps, size)")
             seq_path = _expand(str(item["path"]), path.parent).resolve()
-            seq_fps = item.get("fps", fps)
+            seq_fps = item.get("fps")
             if seq_fps is not None and (not isinstance(seq_fps, (int, float)) or seq_fps <= 0):
                 raise SourceError(f"{where}: fps must be a positive number, got {seq_fps!r}")
+            default = _defaults(seq_path, fps, size)
             sequences.append(Sequence(str(dataset), str(item.get("name") or _sequence_name(seq_path)), str(seq_path),
-                                      None if seq_fps is None else float(seq_fps),
-                                      _parse_size(item.get("size"), where) or size))
+                                      float(seq_fps) if seq_fps is not None else default["fps"],
+                                      _parse_size(item.get("size"), where) or default["size"]))
     return sequences
