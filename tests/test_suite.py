@@ -14,7 +14,7 @@ from comparisons.__main__ import main
 from comparisons.results import load_results
 from comparisons.suite import jobs as suite_jobs
 from comparisons.suite.engines import Dask, EngineError, InProcess, ProcessPool, open_engine
-from comparisons.suite.execute import plan_jobs, run_jobs, suite_logger
+from comparisons.suite.execute import matched_follow_up, plan_jobs, run_jobs, suite_logger
 from comparisons.suite.jobs import Job, ResumeError, Settings, finished
 from comparisons.suite.report import build_report
 from comparisons.suite.sources import Sequence, SourceError, load_sequences
@@ -189,6 +189,26 @@ def test_codec_is_built_once_per_worker(source: Path, tmp_path: Path, monkeypatc
     suite_jobs._codec.cache_clear()
     run(load_sequences(source, fps=25)[:2], tmp_path, codecs=("x265",))
     assert built == ["x265"]  # 6 jobs, one codec object (for S2VC: one model load)
+
+
+def test_match_s2vc_codes_the_baselines_at_s2vcs_real_bitrates(tmp_path: Path) -> None:
+    write_y4m(tmp_path / "src" / "d" / "a.y4m", clip(t=3, h=64, w=64, seed=5), 25)
+    sequences = load_sequences(tmp_path / "src")
+    settings = Settings(frames=3, presets=(("x265", "ultrafast"),), metrics=("psnr_rgb",), device="cpu")
+    jobs = plan_jobs(sequences, ["s2vc", "x265"], tmp_path / "out", settings, rate_points=2)
+    assert [j.name for j in jobs] == ["s2vc_rate0", "s2vc_rate1"]
+    engine = Interrupted(after=99)
+    summary = run_jobs(jobs, engine, suite_logger(tmp_path / "suite.log"), matched_follow_up(["s2vc", "x265"], 2),
+                       progress=False)
+    assert (summary.ran, summary.failed) == (4, 0)
+    s2vc = [load_results(tmp_path / "out" / "sequences" / "d" / "a" / "jobs" / f"s2vc_rate{r}.json")["records"][0]
+            for r in range(2)]
+    assert [r["settings"]["rate_index"] for r in s2vc] == [0, 1]
+    assert engine.submitted[2:] == [f"x265_{round(r['kbps'], 3):g}kbps" for r in s2vc]
+    again = Interrupted(after=99)
+    summary = run_jobs(jobs, again, suite_logger(tmp_path / "suite.log"), matched_follow_up(["s2vc", "x265"], 2),
+                       progress=False)
+    assert (summary.skipped, again.submitted) == (4, [])  # the matched jobs are found again from S2VC's records
 
 
 # ---------------------------------------------------------------------------------------------------- engines

@@ -136,22 +136,29 @@ def _metric_info(sequences: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return info
 
 
-def bd_rate_table(suite: dict[str, Any]) -> pd.DataFrame:
-    """Datasets (and codec vs anchor) as rows, metrics as columns: BD-rate % (NaN where undefined)."""
+def bd_rate_table(suite: dict[str, Any], shown: bool = False) -> pd.DataFrame:
+    """Datasets (and codec vs anchor) as rows, metrics as columns: BD-rate % (NaN where undefined); ``shown``:
+    as text, "+1.2", with "(n/N)" where it is defined on only n of the dataset's N sequences, "n/a" on none."""
     metrics = list(suite["metrics"])
     rows = []
     for dataset, data in suite["datasets"].items():
+        total = len(data["sequences"])
         for codec, per_metric in data["bd_rate"].items():
             row = {"dataset": dataset, "codec": f"{codec} vs {suite['anchor']}"}
             for metric in metrics:
-                value = per_metric.get(metric, {}).get("bd_rate_percent")
-                row[metric] = math.nan if value is None else value
+                entry = per_metric.get(metric, {"bd_rate_percent": None, "sequences": 0})
+                value = math.nan if entry["bd_rate_percent"] is None else entry["bd_rate_percent"]
+                if shown:
+                    part = f" ({entry['sequences']}/{total})" if entry["sequences"] < total else ""
+                    value = "n/a" if math.isnan(value) else f"{value:+.1f}{part}"
+                row[metric] = value
             rows.append(row)
     return pd.DataFrame(rows, columns=["dataset", "codec", *metrics])
 
 
 def _footnote(suite: dict[str, Any]) -> list[str]:
-    return ([f"BD-rate (%) against {suite['anchor']}, negative = fewer bits at equal quality; {BD_METHOD}."]
+    return ([f"BD-rate (%) against {suite['anchor']}, negative = fewer bits at equal quality; {BD_METHOD}; "
+             "(n/N): defined on n of N sequences, n/a: on none (suite.json says why)."]
             + [f"{name}: {info['variant']}" for name, info in suite["metrics"].items()])
 
 
@@ -168,10 +175,9 @@ def write_tables(suite: dict[str, Any], rates: pd.DataFrame, folder: Path) -> li
     with open(paths[0], "w") as f:
         f.writelines(f"# {line}\n" for line in notes)
         table.to_csv(f, index=False)
-    shown = table.copy()
-    for metric in suite["metrics"]:
-        shown[metric] = [("n/a" if math.isnan(v) else f"{v:+.1f}") for v in table[metric]]
-    paths[1].write_text(shown.to_markdown(index=False, disable_numparse=True) + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n")
+    shown = bd_rate_table(suite, shown=True)
+    paths[1].write_text(shown.to_markdown(index=False, disable_numparse=True) + "\n\n"
+                        + "\n".join(f"- {line}" for line in notes) + "\n")
     paths[2].write_text(shown.to_latex(index=False, escape=True, column_format="ll" + "r" * len(suite["metrics"]),
                                        caption=_latex_escape(notes[0]), label="tab:bd-rate"))
     with open(paths[3], "w") as f:
