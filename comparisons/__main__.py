@@ -93,7 +93,9 @@ def parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="metric throughput (frames/s) on CPU")
     bench.add_argument("--size", type=_size, default=(416, 240))
     bench.add_argument("--frames", type=int, default=8)
-    sub.add_parser("list", help="codecs and metrics, and why any is unavailable")
+    listing = sub.add_parser("list", help="codecs and metrics, why any is unavailable, each metric's measured cost")
+    listing.add_argument("--measure", nargs="?", const="available", default=None, metavar="NAMES",
+                         help="first time each available metric (or the comma-separated NAMES) on 1080p frames here")
     return p
 
 
@@ -210,14 +212,28 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(_: argparse.Namespace) -> int:
+def _list(args: argparse.Namespace) -> int:
+    from comparisons.bench import COST_SIZE, machine, measure_costs, measured_costs
     from comparisons.codecs import codec_availability
     from comparisons.metrics import METRICS, metric_availability
+    from comparisons.suite import SUITE_METRICS
 
+    if args.measure:
+        names = None if args.measure == "available" else args.measure.split(",")
+        print(f"measuring metric cost per {COST_SIZE[0]}x{COST_SIZE[1]} frame on this machine (minutes) ...")
+        costs = measure_costs(names)
+    else:
+        costs = measured_costs()
     for name, why in codec_availability().items():
         print(f"codec  {name:<22} {'available' if why is None else 'unavailable: ' + why}")
     for name, why in metric_availability().items():
-        print(f"metric {name:<22} {'available' if why is None else 'unavailable: ' + why}  [{METRICS[name].variant}]")
+        cost = costs.get(name)
+        timing = (f"{cost['seconds_per_frame']:.3g} s per {COST_SIZE[1]}p frame (measured {cost['measured']})"
+                  if cost else "cost not measured here (list --measure)") if why is None else ""
+        state = "available" if why is None else "unavailable: " + why
+        print(f"metric {name:<22} {state}  [{METRICS[name].variant}]{'  ' + timing if timing else ''}")
+    print(f"metric costs: CPU, one synthetic {COST_SIZE[0]}x{COST_SIZE[1]} clip, on {machine()}")
+    print(f"suite default metrics (a stated choice, see comparisons/suite/__init__.py): {', '.join(SUITE_METRICS)}")
     return 0
 
 

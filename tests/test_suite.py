@@ -261,3 +261,19 @@ def test_cli_suite_and_suite_report(source: Path, tmp_path: Path, capsys: pytest
         main(["suite-report", str(tmp_path)])
     assert finished(plan_jobs(load_sequences(source, fps=25), ["x265"], out, Settings(
         frames=2, presets=(("x264", "ultrafast"), ("x265", "ultrafast")), metrics=("psnr_rgb",)), KBPS)[0]) is not None
+
+
+def test_list_states_measured_metric_cost_with_date_and_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    from comparisons import bench
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["list"]) == 0
+    assert "psnr_rgb" in (out := capsys.readouterr().out) and "cost not measured here (list --measure)" in out
+    assert main(["list", "--measure", "psnr_rgb"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("metric psnr_rgb"))
+    assert " s per 1080p frame (measured 20" in line
+    cached = json.loads(bench.cost_cache().read_text())
+    assert cached["machine"] == bench.machine() and cached["metrics"]["psnr_rgb"]["seconds_per_frame"] > 0
+    monkeypatch.setattr(bench, "machine", lambda: "another machine")  # a figure from elsewhere is not shown
+    assert bench.measured_costs() == {}
