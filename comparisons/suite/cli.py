@@ -97,7 +97,11 @@ def _report(out: Path, anchor: str, png: bool) -> int:
         print(f"plots: {suite['png_error']}; HTML written")
     for dataset, data in suite["datasets"].items():
         print(f"{dataset}: FID {'unavailable: ' + data['fid']['reason'] if not data['fid']['available'] else 'ok'}")
-    print((out / "tables" / "bd_rate.md").read_text())
+    if any(data["bd_rate"] for data in suite["datasets"].values()):
+        print((out / "tables" / "bd_rate.md").read_text())
+    else:
+        print(f"no codec besides the anchor {anchor}: no BD-rates (mean values per rate point in "
+              f"{out / 'tables' / 'rate_points.md'})")
     print(f"wrote {out / 'suite.json'}, tables in {out / 'tables'}, plots in {out / 'plots'}")
     return 0
 
