@@ -233,6 +233,16 @@ def test_dask_local_cluster_two_workers(source: Path, tmp_path: Path) -> None:
     assert not any(w.endswith(f":{os.getpid()}") for w in _workers(tmp_path))
 
 
+def test_dask_scheduler_address(source: Path, tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        _, summary = run(load_sequences(source, fps=25)[:1], tmp_path, Dask(1, cluster.scheduler_address),
+                         codecs=("x265",))
+        assert (summary.ran, summary.failed) == (3, 0)
+        assert summary.engine == f"Dask cluster at {cluster.scheduler_address}"
+
+
 def test_engine_errors() -> None:
     with pytest.raises(EngineError, match="at least 1"):
         open_engine("local", 0)
