@@ -228,7 +228,8 @@ def _list(args: argparse.Namespace) -> int:
         print(f"codec  {name:<22} {'available' if why is None else 'unavailable: ' + why}")
     for name, why in metric_availability().items():
         cost = costs.get(name)
-        timing = (f"{cost['seconds_per_frame']:.3g} s per {COST_SIZE[1]}p frame (measured {cost['measured']})"
+        timing = (f"{cost['seconds_per_frame']:.3g} s per {COST_SIZE[1]}p frame (measured {cost['measured']}, "
+                  f"load average {cost.get('load', '?')})"
                   if cost else "cost not measured here (list --measure)") if why is None else ""
         state = "available" if why is None else "unavailable: " + why
         print(f"metric {name:<22} {state}  [{METRICS[name].variant}]{'  ' + timing if timing else ''}")

@@ -65,7 +65,8 @@ def cost_cache() -> Path:
 
 
 def measured_costs() -> dict[str, dict[str, object]]:
-    """Metric -> {seconds_per_frame, measured (UTC date), frames} measured on this machine (empty when none)."""
+    """Metric -> {seconds_per_frame, measured (UTC time), frames, load} measured on this machine (empty when none);
+    ``load`` is the machine's 1-minute load average when the measurement began (others' work slows it)."""
     try:
         data = json.loads(cost_cache().read_text())
     except (OSError, ValueError):
@@ -78,10 +79,11 @@ def measure_costs(names: list[str] | None = None) -> dict[str, dict[str, object]
     CPU, merge into the cache and return this machine's entries."""
     costs = measured_costs()
     today = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = round(os.getloadavg()[0], 2)
     for row in bench_metrics(*COST_SIZE, COST_FRAMES, names=names):
         if row["seconds"] is not None:
             costs[str(row["metric"])] = {"seconds_per_frame": float(row["seconds"]) / COST_FRAMES, "measured": today,
-                                         "frames": COST_FRAMES}
+                                         "frames": COST_FRAMES, "load": load}
     path = cost_cache()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), "size": list(COST_SIZE), "metrics": costs}, indent=1))
