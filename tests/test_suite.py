@@ -157,8 +157,12 @@ def test_resume_after_a_kill_redoes_nothing(source: Path, tmp_path: Path) -> Non
     assert (summary.skipped, summary.ran) == (2, 4)
     assert sorted(again.submitted) == ["x264_20kbps", "x264_40kbps", "x264_80kbps", "x265_80kbps"]
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
-    with pytest.raises(ResumeError, match="preset"):  # other settings into the same folder: refused, nothing lost
-        run(sequences, tmp_path, settings=Settings(frames=2, presets=(("x265", "medium"),), metrics=("psnr_rgb",)))
+    jobs = list(tmp_path.rglob("jobs/*.json"))
+    other = Interrupted(after=99)
+    with pytest.raises(ResumeError, match="presets"):  # other settings into the same folder: refused before any runs
+        run(load_sequences(source, fps=25)[:2], tmp_path, other,
+            settings=Settings(frames=2, presets=(("x265", "medium"),), metrics=("psnr_rgb",)))
+    assert other.submitted == [] and list(tmp_path.rglob("jobs/*.json")) == jobs
 
 
 def test_failing_job_is_recorded_and_the_rest_run(source: Path, tmp_path: Path) -> None:

@@ -82,8 +82,8 @@ def run_jobs(jobs: Iterable[Job], engine, log: logging.Logger, follow_up: Follow
     bar = tqdm(total=0, unit="job", desc="suite", disable=not progress, dynamic_ncols=True, smoothing=0.1, delay=0.5)
 
     def schedule(batch: Iterable[Job]) -> None:
-        for job in batch:
-            done = finished(job)
+        checked = [(job, finished(job)) for job in batch]  # a record made with other settings stops before any runs
+        for job, done in checked:
             if done is not None and not (retry_failed and failed(done)):
                 run.skipped += 1
                 log.info("skip %s: %s earlier", job.label, "failed" if failed(done) else "done")
