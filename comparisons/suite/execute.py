@@ -79,23 +79,27 @@ def run_jobs(jobs: Iterable[Job], engine, log: logging.Logger, follow_up: Follow
     run = SuiteRun(engine.description)
     begin = time.perf_counter()
     pending: dict = {}
-    bar = tqdm(total=0, unit="job", desc="suite", disable=not progress, dynamic_ncols=True, smoothing=0.1, delay=0.5)
 
-    def schedule(batch: Iterable[Job]) -> None:
+    def schedule(batch: Iterable[Job]) -> int:
+        """Submit the jobs without a record (and their follow-ups of jobs done earlier); returns how many."""
         checked = [(job, finished(job)) for job in batch]  # a record made with other settings stops before any runs
+        added = 0
         for job, done in checked:
             if done is not None and not (retry_failed and failed(done)):
                 run.skipped += 1
                 log.info("skip %s: %s earlier", job.label, "failed" if failed(done) else "done")
-                schedule(follow_up(job) if follow_up else [])
+                added += schedule(follow_up(job)) if follow_up else 0
                 continue
             pending[engine.submit(job)] = job
-            bar.total += 1
-        bar.refresh()
+            added += 1
+        return added
 
     log.info("suite on %s", engine.description)
+    bar = None
     try:
-        schedule(jobs)
+        total = schedule(jobs)
+        bar = tqdm(total=total, unit="job", desc="suite", disable=not progress or not total, dynamic_ncols=True,
+                   smoothing=0.1, postfix={"failed": 0, "done_earlier": run.skipped})
         while pending:
             for future in engine.wait(set(pending)):
                 job = pending.pop(future)
@@ -110,11 +114,12 @@ def run_jobs(jobs: Iterable[Job], engine, log: logging.Logger, follow_up: Follow
                     what = f"{summary['kbps']:.2f} kbps" if summary["ok"] else f"FAILED: {summary['error']}"
                     log.info("%s %s: %s, %.1f s on %s", "done" if summary["ok"] else "fail", job.label, what,
                              summary["seconds"], summary["worker"])
+                bar.total += schedule(follow_up(job)) if follow_up else 0
+                bar.set_postfix(failed=run.failed, done_earlier=run.skipped, refresh=False)
                 bar.update(1)
-                bar.set_postfix(failed=run.failed, refresh=False)
-                schedule(follow_up(job) if follow_up else [])
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         engine.close()
     run.seconds = time.perf_counter() - begin
     log.info("suite: %d ran (%d failed), %d skipped, %d lost, %.1f s", run.ran, run.failed, run.skipped,
