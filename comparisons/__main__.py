@@ -8,7 +8,7 @@ from pathlib import Path
 RUN_EXAMPLE = ("python -m comparisons run --clip clip.mp4 --codecs s2vc,x265,vvenc --kbps 50,100,200 "
                "--frames 32 --out /tmp/cmp")
 SUITE_EXAMPLE = ("python -m comparisons suite comparisons/manifests/shared_data.yaml --codecs x265,vvenc "
-                 "--preset x265=medium,vvenc=medium --kbps 100,200,400 --frames 8 --workers 2 --out /tmp/suite")
+                 "--preset x265=medium,vvenc=medium --kbps 100,250,600 --frames 8 --workers 2 --out /tmp/suite")
 
 
 def _floats(text: str) -> list[float]:
@@ -229,7 +229,7 @@ def _list(args: argparse.Namespace) -> int:
     for name, why in metric_availability().items():
         cost = costs.get(name)
         timing = (f"{cost['seconds_per_frame']:.3g} s per {COST_SIZE[1]}p frame (measured {cost['measured']}, "
-                  f"load average {cost.get('load', '?')})"
+                  f"load average {cost['load']})"
                   if cost else "cost not measured here (list --measure)") if why is None else ""
         state = "available" if why is None else "unavailable: " + why
         print(f"metric {name:<22} {state}  [{METRICS[name].variant}]{'  ' + timing if timing else ''}")
