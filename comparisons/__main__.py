@@ -50,7 +50,7 @@ def _coding_arguments(p: argparse.ArgumentParser, metrics: str, device: str) -> 
     p.add_argument("--preset", type=_presets, default={}, help="per codec, e.g. x265=medium,vvenc=medium")
     p.add_argument("--intra-period", type=int, default=None, help="frames between intra frames (default: one)")
     p.add_argument("--tolerance", type=float, default=0.05, help="bitrate tolerance (fraction, default 0.05)")
-    choices = "'available' (default)" if metrics == "available" else "'available', or 'suite' (default: the suite's set)"
+    choices = "'available' (default)" if metrics == "available" else "'available' or 'suite' (default: the suite's set)"
     p.add_argument("--metrics", default=metrics, help=f"comma-separated names, or {choices}")
     p.add_argument("--no-png", action="store_true", help="write HTML plots only")
     p.add_argument("--checkpoint", default=None, help="S2VC checkpoint (default: the bundled model)")

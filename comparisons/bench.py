@@ -56,7 +56,8 @@ def machine() -> str:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{platform.node()}: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} on CPU, {torch.get_num_threads()} threads"
+    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} on CPU, "
+            f"{torch.get_num_threads()} threads")
 
 
 def cost_cache() -> Path:

@@ -235,7 +235,8 @@ def _read_png(folder: Path, start: int, frames: int | None) -> np.ndarray:
 
 def _raw_layout(p: Path, size: tuple[int, int] | None) -> tuple[int, int, int]:
     if not size or size[0] < 1 or size[1] < 1:
-        raise VideoReadError(f"{p}: raw yuv420p needs its size (width, height), given or in the name as in Clip_416x240_50.yuv")
+        raise VideoReadError(f"{p}: raw yuv420p needs its size (width, height), given or in the name as in "
+                             "Clip_416x240_50.yuv")
     w, h = int(size[0]), int(size[1])
     frame_bytes = w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)
     n, rest = divmod(p.stat().st_size, frame_bytes)

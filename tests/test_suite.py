@@ -79,6 +79,7 @@ def test_json_and_yaml_manifests(source: Path, tmp_path: Path, monkeypatch: pyte
     ("datasets: {d: [{path: x.y4m, fps: -1}]}", "fps must be a positive number"),
     ("datasets: {d: [{path: x.yuv, size: big}]}", "size must be WIDTHxHEIGHT"),
     ("datasets: {d: [\"${NO_SUCH_VARIABLE_S2VC}/a.y4m\"]}", "environment variable not set"),
+    ("datasets: {d: [x/a.y4m, y/a.y4m]}", "names repeat within a dataset: d/a \\(give each a name\\)"),
     ("datasets: {d: [missing.y4m]}", "1 sequence\\(s\\) cannot be read: d/missing: .*no such file"),
     ("datasets: {d: [: x", "not a readable YAML manifest"),
 ])
@@ -100,7 +101,8 @@ def test_suite_records_report_and_tables(source: Path, tmp_path: Path) -> None:
     merged = load_results(tmp_path / "sequences" / "A" / "one" / "results.json")  # what `comparisons run` writes
     assert sorted((r["codec"], r["target_kbps"]) for r in merged["records"]) == sorted(
         (c, k) for c in ("x264", "x265") for k in KBPS)
-    assert merged["test_conditions"]["targets_kbps"] == KBPS and (merged["clip"]["width"], merged["clip"]["frames"]) == (32, 2)
+    assert merged["test_conditions"]["targets_kbps"] == KBPS
+    assert (merged["clip"]["width"], merged["clip"]["frames"]) == (32, 2)
     assert (tmp_path / "sequences" / "A" / "one" / "results.csv").is_file()
     assert list(suite["datasets"]) == ["A", "B"]
     a = suite["datasets"]["A"]

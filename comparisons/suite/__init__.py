@@ -11,5 +11,6 @@ from __future__ import annotations
 # carry over a dataset. PSNR (RGB and YUV 6:1:1), MS-SSIM, ST-LPIPS and VMAF always; LPIPS-Alex and DISTS when
 # their ImageNet weights are present. Left out unless named in --metrics: SSIM (MS-SSIM covers it), the two
 # FloLPIPS-style temporal metrics (two LPIPS passes and two optical flows per frame, dearer than ST-LPIPS:
-# `python -m comparisons list --measure` states each metric's cost per 1080p frame) and per-sequence patch FID (FID is a dataset statistic).
+# `python -m comparisons list --measure` states each metric's cost per 1080p frame) and per-sequence patch FID
+# (FID is a dataset statistic).
 SUITE_METRICS = ("psnr_rgb", "psnr_yuv611", "ms_ssim_rgb", "st_lpips_alex", "vmaf", "lpips_alex", "dists")

@@ -60,7 +60,9 @@ class Job:
 
     @property
     def name(self) -> str:
-        return f"s2vc_rate{self.rate_point}" if self.rate_point is not None else f"{self.codec}_{self.target_kbps:g}kbps"
+        if self.rate_point is not None:
+            return f"s2vc_rate{self.rate_point}"
+        return f"{self.codec}_{self.target_kbps:g}kbps"
 
     @property
     def label(self) -> str:
@@ -81,10 +83,11 @@ class Job:
 
 def sequence_folder(out: str | Path, sequence: Sequence) -> Path:
     """``OUT/sequences/<dataset>/<sequence>``: laid out as one `comparisons run` output folder."""
-    return Path(out) / "sequences" / _safe(sequence.dataset) / _safe(sequence.name)
+    return Path(out) / "sequences" / safe_name(sequence.dataset) / safe_name(sequence.name)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` as one folder name (letters, digits and ``-_.+=`` kept, anything else ``_``)."""
     return "".join(c if c.isalnum() or c in "-_.+=" else "_" for c in name) or "_"
 
 

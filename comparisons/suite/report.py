@@ -25,6 +25,7 @@ import pandas as pd
 from comparisons.bdrate import BDRateError, bd_table
 from comparisons.plots import save_figures
 from comparisons.results import load_results, save_results, write_csv
+from comparisons.suite.jobs import safe_name
 
 SUITE_SCHEMA = "s2vc-studio/suite/1"
 BD_METHOD = ("per sequence: bjontegaard pchip BD-rate over the overlapping quality range (comparisons.bdrate); "
@@ -230,7 +231,8 @@ def build_report(out: str | Path, anchor: str = "x265", png: bool = True) -> dic
         }
         suite["failures"] += [{"dataset": dataset, "sequence": s["clip"]["name"], **f}
                               for s in sequences for f in s["failures"]]
-        png_error = write_plots(dataset, rates, metrics, out / "plots" / dataset, png and png_error is None) or png_error
+        png_error = (write_plots(dataset, rates, metrics, out / "plots" / safe_name(dataset), png and png_error is None)
+                     or png_error)
         all_rates.append(rates.assign(dataset=dataset))
     rates_table = pd.concat(all_rates, ignore_index=True)
     rates_table = rates_table[["dataset", *[c for c in rates_table.columns if c != "dataset"]]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def load_sequences(source: str | Path, fps: float | None = None,
         sequences = _from_folder(p, fps, size)
     if not sequences:
         raise SourceError(f"{p}: no sequences found (video files, .y4m, raw .yuv/.i420 or PNG folders)")
-    duplicates = sorted({s.key for s in sequences if sum(t.key == s.key for t in sequences) > 1})
+    duplicates = sorted(key for key, n in Counter(s.key for s in sequences).items() if n > 1)
     if duplicates:
         raise SourceError(f"{p}: sequence names repeat within a dataset: {', '.join(duplicates)} (give each a name)")
     problems = []
@@ -157,7 +158,8 @@ def _from_manifest(path: Path, fps: float | None, size: tuple[int, int] | None) 
                 raise SourceError(f"{where}: a sequence is a path or a mapping with 'path'")
             unknown = set(item) - {"path", "name", "fps", "size"}
             if unknown:
-                raise SourceError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: path, name, fps, size)")
+                raise SourceError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                                  "(known: path, name, fps, size)")
             seq_path = _expand(str(item["path"]), path.parent).resolve()
             seq_fps = item.get("fps")
             if seq_fps is not None and (not isinstance(seq_fps, (int, float)) or seq_fps <= 0):
