@@ -129,6 +129,20 @@ def test_suite_records_report_and_tables(source: Path, tmp_path: Path) -> None:
     assert log.count(" done ") == 24 and "A/one x265_40kbps" in log
 
 
+def test_rate_point_means_count_the_sequences_that_have_each_metric() -> None:
+    from comparisons.suite.report import rate_points
+    from tests.test_comparisons_results import synthetic_results
+
+    full, partial = synthetic_results(), synthetic_results()
+    for record in partial["records"]:
+        record["kbps"] *= 2
+        record["metrics"].pop("st_lpips_alex")  # e.g. a metric not defined at this frame size
+    table = rate_points([full, partial]).set_index(["codec", "rate_index"])
+    assert len(table) == 8 and set(table["sequences"]) == {2} and set(table["st_lpips_alex sequences"]) == {1}
+    assert table.loc[("a", 0), "kbps"] == 150.0 and table.loc[("a", 1), "st_lpips_alex"] == pytest.approx(0.2)
+    assert "psnr_rgb sequences" not in table
+
+
 class Interrupted(InProcess):
     """Dies (as a killed run would) after ``after`` finished jobs."""
 

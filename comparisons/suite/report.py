@@ -30,7 +30,8 @@ from comparisons.suite.jobs import safe_name
 SUITE_SCHEMA = "s2vc-studio/suite/1"
 BD_METHOD = ("per sequence: bjontegaard pchip BD-rate over the overlapping quality range (comparisons.bdrate); "
              "per dataset: the mean over the sequences where it is defined")
-RATE_POINT = "rate point i = a codec's i-th lowest target on each sequence; values are means over sequences"
+RATE_POINT = ("rate point i = a codec's i-th lowest target on each sequence; values are means over the sequences "
+              "where they are defined (a '<metric> sequences' column counts them when that is not all)")
 
 
 class ReportError(ValueError):
@@ -86,6 +87,10 @@ def rate_points(sequences: list[dict[str, Any]]) -> pd.DataFrame:
     grouped = table.groupby(["codec", "rate_index"], sort=True)
     means = grouped[metrics].mean()
     means.insert(0, "sequences", grouped.size())
+    counts = grouped[metrics].count()
+    for metric in metrics:  # a metric not defined on every sequence (e.g. MS-SSIM below 161 px) says on how many
+        if (counts[metric] < means["sequences"]).any():
+            means[f"{metric} sequences"] = counts[metric]
     meta = grouped[["label", "preset", "traditional"]].first()
     return meta.join(means).reset_index()
 
@@ -236,6 +241,8 @@ def build_report(out: str | Path, anchor: str = "x265", png: bool = True) -> dic
         all_rates.append(rates.assign(dataset=dataset))
     rates_table = pd.concat(all_rates, ignore_index=True)
     rates_table = rates_table[["dataset", *[c for c in rates_table.columns if c != "dataset"]]]
+    for column in [c for c in rates_table.columns if c.endswith(" sequences")]:  # datasets where all had it
+        rates_table[column] = rates_table[column].fillna(rates_table["sequences"]).astype(int)
     suite["tables"] = [str(p) for p in write_tables(suite, rates_table, out / "tables")]
     suite["png_error"] = png_error
     save_results(suite, out / "suite.json")
