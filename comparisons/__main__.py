@@ -150,6 +150,7 @@ def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str]
 
     The estimates here code the whole clip: a prefix estimate can fall short of the real file by more than 2%, and
     the encoder would then fall back to the next lower rate point, so one rate point would be coded twice."""
+    from comparisons.codecs.s2vc import MATCH_MARGIN
     from comparisons.results import save_results
     from comparisons.runner import run_comparison
 
@@ -160,7 +161,7 @@ def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str]
     if why:
         raise SystemExit(f"error: {why}")
     s2vc.estimate_frames = None
-    targets = [1.02 * kbps for kbps in s2vc.rate_estimates(frames, fps)]
+    targets = [MATCH_MARGIN * kbps for kbps in s2vc.rate_estimates(frames, fps)]
     first = run_comparison(frames, fps, [s2vc], targets, out, metrics, clip=clip)
     matched = sorted({round(r["kbps"], 3) for r in first["records"]})  # rate points may land on one bitrate
     rest = [c for c in codecs if c is not s2vc]

@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from comparisons.codecs.s2vc import MATCH_MARGIN
 from comparisons.results import SCHEMA, load_results, save_results
 from comparisons.suite.sources import Sequence
-
-MATCH_MARGIN = 1.02  # --match-s2vc: S2VC's target = its rate point's whole-clip estimate + 2% (as `run` does)
 
 
 @dataclass(frozen=True)
