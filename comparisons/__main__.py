@@ -1,4 +1,4 @@
-"""Command line: ``python -m comparisons {run,bdrate,bench,list} ...`` (``--help`` on each)."""
+"""Command line: ``python -m comparisons {run,suite,suite-report,bdrate,bench,list} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,8 @@ from pathlib import Path
 
 RUN_EXAMPLE = ("python -m comparisons run --clip clip.mp4 --codecs s2vc,x265,vvenc --kbps 50,100,200 "
                "--frames 32 --out /tmp/cmp")
+SUITE_EXAMPLE = ("python -m comparisons suite comparisons/manifests/shared_data.yaml --codecs x265,vvenc "
+                 "--preset x265=medium,vvenc=medium --kbps 100,250,600 --frames 8 --workers 2 --out /tmp/suite")
 
 
 def _floats(text: str) -> list[float]:
@@ -34,28 +36,56 @@ def _presets(text: str) -> dict[str, str]:
         raise argparse.ArgumentTypeError(f"expected codec=preset[,codec=preset], got {text!r}") from None
 
 
+def _coding_arguments(p: argparse.ArgumentParser, metrics: str, device: str) -> None:
+    """The coding and measuring flags `run` and `suite` share (same names, same meaning)."""
+    p.add_argument("--codecs", default="x265,vvenc", help="comma-separated: s2vc, x265, vvenc, svtav1, x264")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--kbps", type=_floats, help="target bitrates, e.g. 50,100,200")
+    target.add_argument("--match-s2vc", action="store_true",
+                        help="code S2VC at every rate point, then the other codecs at S2VC's real bitrates")
+    p.add_argument("--start", type=int, default=0, help="first frame (0-based)")
+    p.add_argument("--frames", type=int, default=None, help="number of frames (default: all)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (needed for PNG folders and raw .yuv)")
+    p.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT of a raw .yuv")
+    p.add_argument("--preset", type=_presets, default={}, help="per codec, e.g. x265=medium,vvenc=medium")
+    p.add_argument("--intra-period", type=int, default=None, help="frames between intra frames (default: one)")
+    p.add_argument("--tolerance", type=float, default=0.05, help="bitrate tolerance (fraction, default 0.05)")
+    choices = "'available' (default)" if metrics == "available" else "'available' or 'suite' (default: the suite's set)"
+    p.add_argument("--metrics", default=metrics, help=f"comma-separated names, or {choices}")
+    p.add_argument("--no-png", action="store_true", help="write HTML plots only")
+    p.add_argument("--checkpoint", default=None, help="S2VC checkpoint (default: the bundled model)")
+    p.add_argument("--device", default=device, help=f"S2VC device (default {device})")
+
+
+def _suite_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--anchor", default="x265", help="BD-rate anchor codec (default x265)")
+    p.add_argument("--workers", type=int, default=1, help="jobs at once (default 1: in this process)")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local process pool (default) or Dask distributed")
+    p.add_argument("--address", default=None, help="Dask scheduler, e.g. tcp://host:8786 (default: a local cluster "
+                                                  "of --workers processes)")
+    p.add_argument("--retry-failed", action="store_true", help="re-run jobs whose record is a failure")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (the log is written regardless)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m comparisons", description="S2VC vs HEVC/VVC comparisons")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="encode a clip with each codec at each bitrate and measure", epilog=RUN_EXAMPLE)
     run.add_argument("--clip", required=True, help="video file, .y4m, raw .yuv (with --size, --fps) or PNG folder")
-    run.add_argument("--codecs", default="x265,vvenc", help="comma-separated: s2vc, x265, vvenc, svtav1, x264")
-    target = run.add_mutually_exclusive_group(required=True)
-    target.add_argument("--kbps", type=_floats, help="target bitrates, e.g. 50,100,200")
-    target.add_argument("--match-s2vc", action="store_true",
-                        help="code S2VC at every rate point, then the other codecs at S2VC's real bitrates")
+    _coding_arguments(run, metrics="available", device="cpu")
     run.add_argument("--out", required=True, type=Path, help="output folder (results.json, CSV, plots, bitstreams)")
-    run.add_argument("--start", type=int, default=0, help="first frame (0-based)")
-    run.add_argument("--frames", type=int, default=None, help="number of frames (default: all)")
-    run.add_argument("--fps", type=float, default=None, help="frame rate (needed for PNG folders and raw .yuv)")
-    run.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT of a raw .yuv")
-    run.add_argument("--preset", type=_presets, default={}, help="per codec, e.g. x265=medium,vvenc=medium")
-    run.add_argument("--intra-period", type=int, default=None, help="frames between intra frames (default: one)")
-    run.add_argument("--tolerance", type=float, default=0.05, help="bitrate tolerance (fraction, default 0.05)")
-    run.add_argument("--metrics", default="available", help="comma-separated names, or 'available' (default)")
-    run.add_argument("--no-png", action="store_true", help="write HTML plots only")
-    run.add_argument("--checkpoint", default=None, help="S2VC checkpoint (default: the bundled model)")
-    run.add_argument("--device", default="cpu", help="S2VC device")
+    suite = sub.add_parser("suite", help="the protocol over many sequences: datasets, jobs, resume, tables",
+                           epilog=SUITE_EXAMPLE)
+    suite.add_argument("source", type=Path, help="folder of datasets (sub-folders of sequences) or a manifest "
+                                                 "(.json/.yaml); see comparisons/README.md")
+    _coding_arguments(suite, metrics="suite", device="auto")
+    suite.add_argument("--out", required=True, type=Path, help="output folder (records, suite.json, tables, plots)")
+    _suite_arguments(suite)
+    report = sub.add_parser("suite-report", help="rebuild a suite's tables and plots from its records")
+    report.add_argument("out", type=Path)
+    report.add_argument("--anchor", default="x265", help="BD-rate anchor codec (default x265)")
+    report.add_argument("--no-png", action="store_true", help="write HTML plots only")
     bd = sub.add_parser("bdrate", help="BD-rate / BD-quality table from a results.json")
     bd.add_argument("results", type=Path)
     bd.add_argument("--anchor", default="x265")
@@ -63,7 +93,9 @@ def parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="metric throughput (frames/s) on CPU")
     bench.add_argument("--size", type=_size, default=(416, 240))
     bench.add_argument("--frames", type=int, default=8)
-    sub.add_parser("list", help="codecs and metrics, and why any is unavailable")
+    listing = sub.add_parser("list", help="codecs and metrics, why any is unavailable, each metric's measured cost")
+    listing.add_argument("--measure", nargs="?", const="available", default=None, metavar="NAMES",
+                         help="first time each available metric (or the comma-separated NAMES) on 1080p frames here")
     return p
 
 
@@ -118,6 +150,7 @@ def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str]
 
     The estimates here code the whole clip: a prefix estimate can fall short of the real file by more than 2%, and
     the encoder would then fall back to the next lower rate point, so one rate point would be coded twice."""
+    from comparisons.codecs.s2vc import MATCH_MARGIN
     from comparisons.results import save_results
     from comparisons.runner import run_comparison
 
@@ -128,7 +161,7 @@ def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str]
     if why:
         raise SystemExit(f"error: {why}")
     s2vc.estimate_frames = None
-    targets = [1.02 * kbps for kbps in s2vc.rate_estimates(frames, fps)]
+    targets = [MATCH_MARGIN * kbps for kbps in s2vc.rate_estimates(frames, fps)]
     first = run_comparison(frames, fps, [s2vc], targets, out, metrics, clip=clip)
     matched = sorted({round(r["kbps"], 3) for r in first["records"]})  # rate points may land on one bitrate
     rest = [c for c in codecs if c is not s2vc]
@@ -180,14 +213,29 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(_: argparse.Namespace) -> int:
+def _list(args: argparse.Namespace) -> int:
+    from comparisons.bench import COST_SIZE, machine, measure_costs, measured_costs
     from comparisons.codecs import codec_availability
     from comparisons.metrics import METRICS, metric_availability
+    from comparisons.suite import SUITE_METRICS
 
+    if args.measure:
+        names = None if args.measure == "available" else args.measure.split(",")
+        print(f"measuring metric cost per {COST_SIZE[0]}x{COST_SIZE[1]} frame on this machine (minutes) ...")
+        costs = measure_costs(names)
+    else:
+        costs = measured_costs()
     for name, why in codec_availability().items():
         print(f"codec  {name:<22} {'available' if why is None else 'unavailable: ' + why}")
     for name, why in metric_availability().items():
-        print(f"metric {name:<22} {'available' if why is None else 'unavailable: ' + why}  [{METRICS[name].variant}]")
+        cost = costs.get(name)
+        timing = (f"{cost['seconds_per_frame']:.3g} s per {COST_SIZE[1]}p frame (measured {cost['measured']}, "
+                  f"load average {cost['load']})"
+                  if cost else "cost not measured here (list --measure)") if why is None else ""
+        state = "available" if why is None else "unavailable: " + why
+        print(f"metric {name:<22} {state}  [{METRICS[name].variant}]{'  ' + timing if timing else ''}")
+    print(f"metric costs: CPU, one synthetic {COST_SIZE[0]}x{COST_SIZE[1]} clip, on {machine()}")
+    print(f"suite default metrics (a stated choice, see comparisons/suite/__init__.py): {', '.join(SUITE_METRICS)}")
     return 0
 
 
@@ -196,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     from model.video_io import VideoReadError
 
     try:
+        if args.command in ("suite", "suite-report"):
+            from comparisons.suite.cli import run_suite, suite_report
+
+            return {"suite": run_suite, "suite-report": suite_report}[args.command](args)
         return {"run": _run, "bdrate": _bdrate, "bench": _bench, "list": _list}[args.command](args)
     except VideoReadError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Read and write video clips as uint8 RGB frames ``[T, H, W, 3]`` plus a frame rate.
 
 Readers: containers PyAV opens (mp4, mkv, mov, webm, ...), YUV4MPEG2 (``.y4m``, 4:2:0, 8 to 16 bit), raw planar
-``yuv420p`` (``.yuv``; size and fps must be given) and folders of PNG frames (fps must be given).
+``yuv420p`` (``.yuv`` or ``.i420``; size and fps given, or read from a standard test-set name such as
+``BasketballPass_416x240_50.yuv``, see `raw_name_hints`) and folders of PNG frames (fps must be given).
 Writers: ``.mp4`` (browser-playable H.264 yuv420p), ``.y4m`` (8-bit 4:2:0) and PNG folders.
 
 Colour conversion (one place, vectorised): Y'CbCr <-> R'G'B' with the BT.601 matrix (Kr=0.299, Kb=0.114) and
@@ -23,6 +24,9 @@ from pathlib import Path
 import numpy as np
 
 MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}  # (Kr, Kb)
+RAW_SUFFIXES = (".yuv", ".i420")  # raw planar 8-bit yuv420p
+# "_WxH" then optionally "_F" or "_Ffps" (JCT-VC/JVET "BasketballPass_416x240_50", UVG "Beauty_1920x1080_120fps_...")
+_NAME_HINTS = re.compile(r"(?:^|_)(\d+)x(\d+)(?:_(\d+(?:\.\d+)?)(?:fps)?(?=_|$))?", re.IGNORECASE)
 
 
 class VideoReadError(ValueError):
@@ -130,7 +134,8 @@ def probe_video(path: str | Path, size: tuple[int, int] | None = None, fps: floa
     if suffix == ".y4m":
         hdr = _Y4M.open(p)
         return VideoInfo(str(p), "y4m", hdr.width, hdr.height, fps or hdr.fps, hdr.count, f"y4m {hdr.colour}")
-    if suffix == ".yuv":
+    if suffix in RAW_SUFFIXES:
+        size, fps = _raw_defaults(p, size, fps)
         w, h, n = _raw_layout(p, size)
         return VideoInfo(str(p), "yuv", w, h, _need_fps(p, fps), n, "yuv420p")
     return _probe_container(p, _image_fps(p, fps))
@@ -140,7 +145,8 @@ def read_video(path: str | Path, start: int = 0, frames: int | None = None, size
                fps: float | None = None) -> tuple[np.ndarray, float]:
     """Frames ``start .. start+frames-1`` of a clip as uint8 RGB ``[T,H,W,3]`` and its frame rate.
 
-    ``size=(W, H)`` and ``fps`` are required for raw ``.yuv``; ``fps`` for PNG folders (it overrides a container's).
+    ``size=(W, H)`` and ``fps`` are required for raw ``.yuv`` / ``.i420`` whose name does not state them;
+    ``fps`` for PNG folders (it overrides a container's).
     Raises VideoReadError with a one-line reason for anything unreadable or empty.
     """
     if start < 0 or (frames is not None and frames < 1):
@@ -151,13 +157,31 @@ def read_video(path: str | Path, start: int = 0, frames: int | None = None, size
     elif p.suffix.lower() == ".y4m":
         hdr = _Y4M.open(p)
         out, rate = hdr.read(start, frames), fps or hdr.fps
-    elif p.suffix.lower() == ".yuv":
+    elif p.suffix.lower() in RAW_SUFFIXES:
+        size, fps = _raw_defaults(p, size, fps)
         out, rate = _read_raw(p, size, start, frames), _need_fps(p, fps)
     else:
         out, rate = _read_container(p, start, frames, _image_fps(p, fps))
     if len(out) == 0:
         raise VideoReadError(f"{p}: no frames at start={start} (the clip is shorter)")
     return out, float(rate)
+
+
+def raw_name_hints(path: str | Path) -> tuple[tuple[int, int] | None, float | None]:
+    """``((W, H), fps)`` stated by a raw clip's file name as the standard test sets write it, None where it does not:
+    ``BasketballPass_416x240_50.yuv`` -> ((416, 240), 50.0); ``Beauty_1920x1080_120fps_420_8bit_YUV.yuv`` ->
+    ((1920, 1080), 120.0); ``cars_320x240.i420`` -> ((320, 240), None)."""
+    match = _NAME_HINTS.search(Path(path).stem)
+    if not match:
+        return None, None
+    return (int(match[1]), int(match[2])), (float(match[3]) if match[3] else None)
+
+
+def _raw_defaults(p: Path, size: tuple[int, int] | None,
+                  fps: float | None) -> tuple[tuple[int, int] | None, float | None]:
+    """The given size and fps, each falling back to what the file name states."""
+    named_size, named_fps = raw_name_hints(p)
+    return size or named_size, fps or named_fps
 
 
 def _existing(path: str | Path) -> Path:
@@ -219,7 +243,8 @@ def _read_png(folder: Path, start: int, frames: int | None) -> np.ndarray:
 
 def _raw_layout(p: Path, size: tuple[int, int] | None) -> tuple[int, int, int]:
     if not size or size[0] < 1 or size[1] < 1:
-        raise VideoReadError(f"{p}: raw yuv420p needs its size (width, height)")
+        raise VideoReadError(f"{p}: raw yuv420p needs its size (width, height), given or in the name as in "
+                             "Clip_416x240_50.yuv")
     w, h = int(size[0]), int(size[1])
     frame_bytes = w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)
     n, rest = divmod(p.stat().st_size, frame_bytes)

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.video_io import (VideoReadError, VideoWriteError, probe_video, read_video, rgb_to_yuv420, write_mp4,
-                            write_png_folder, write_video, write_y4m, yuv420_to_rgb)
+from model.video_io import (VideoReadError, VideoWriteError, probe_video, raw_name_hints, read_video, rgb_to_yuv420,
+                            write_mp4, write_png_folder, write_video, write_y4m, yuv420_to_rgb)
 
 
 def clip(t: int = 6, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
@@ -75,6 +75,30 @@ def test_raw_yuv(tmp_path: Path) -> None:
         read_video(tmp_path / "a.yuv", size=(32, 17), fps=24)
     with pytest.raises(VideoReadError, match="needs its size"):
         read_video(tmp_path / "a.yuv", fps=24)
+
+
+@pytest.mark.parametrize("name, size, fps", [("BasketballPass_416x240_50.yuv", (416, 240), 50.0),
+                                             ("Beauty_1920x1080_120fps_420_8bit_YUV.yuv", (1920, 1080), 120.0),
+                                             ("Clip_1280x720_29.97.yuv", (1280, 720), 29.97),
+                                             ("cars_320x240.i420", (320, 240), None),
+                                             ("seq_320x240_30f.yuv", (320, 240), None), ("clip.yuv", None, None)])
+def test_raw_name_hints(name: str, size: tuple[int, int] | None, fps: float | None) -> None:
+    assert raw_name_hints(name) == (size, fps)
+
+
+def test_raw_size_and_fps_from_the_name(tmp_path: Path) -> None:
+    frames = clip(t=2, h=17, w=31)
+    planes = rgb_to_yuv420(frames)
+    data = b"".join(b"".join(p[i].tobytes() for p in planes) for i in range(2))
+    (tmp_path / "Seq_31x17_50.yuv").write_bytes(data)
+    (tmp_path / "seq_31x17.i420").write_bytes(data)
+    got, fps = read_video(tmp_path / "Seq_31x17_50.yuv")
+    assert np.array_equal(got, yuv420_to_rgb(*planes)) and fps == 50
+    assert read_video(tmp_path / "Seq_31x17_50.yuv", fps=25)[1] == 25  # a given fps wins over the name
+    info = probe_video(tmp_path / "seq_31x17.i420", fps=30)
+    assert (info.width, info.height, info.frames, info.fps) == (31, 17, 2, 30)
+    with pytest.raises(VideoReadError, match="pass fps"):
+        read_video(tmp_path / "seq_31x17.i420")
 
 
 def test_mp4_round_trip_seek_and_one_frame(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from comparisons.codecs.base import BIT_EXACT, PENDING, Codec, CodecError, Encod
 
 
 ESTIMATE_FRAMES = 8  # frames coded per rate-point estimate (at least 3: an I, a reset and a plain P-frame)
+MATCH_MARGIN = 1.02  # a target of a rate point's whole-clip estimate x this selects exactly that rate point
 
 
 class S2VCCodec(Codec):
