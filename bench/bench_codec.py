@@ -2,6 +2,7 @@
 
     python bench/bench_codec.py                    # tiny preset on CPU, 416x240, 16 frames (+ official on CUDA)
     python bench/bench_codec.py --threads 2 --only cpu
+    python bench/bench_codec.py --entropy-1080p --baseline 03340b0   # entropy coding at 1080p against a revision
 
 CPU: the bundled default model (tiny preset; random tiny weights if it cannot load) on BasketballPass (first frames) when
 ../shared is present, else a synthetic clip. CUDA (when present): the official preset with random weights, built
@@ -10,6 +11,9 @@ Time split: entropy coding = every SymbolEncoder / SymbolDecoder call (wrapped a
 synchronise, so waiting for the networks is not counted); VAE decode = S2VC.decode_latent; networks = the rest
 (the codec networks, the one-step U-Net, the encoder's VAE encode, and the glue). Peak memory: max RSS of the process
 (CPU), torch.cuda.max_memory_allocated (CUDA). One untimed warm-up frame runs first.
+--entropy-1080p: the official preset's entropy coding of one 1920x1080 I-frame and P-frame on the CPU, networks
+replaced by seeded random tensors (bench/entropy_1080p.py); --baseline REV measures the code of revision REV in the
+same run (a temporary `git archive` export) and prints each figure against it.
 """
 from __future__ import annotations
 
@@ -28,14 +32,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import entropy_1080p
+from bench.baseline_tree import baseline_tree
 from model import S2VC, entropy_coder, load_model, official, tiny
 from model.video_io import read_video
 
 BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
 CODER_METHODS = {
-    entropy_coder.SymbolEncoder: ("encode_gaussian", "encode_categorical", "encode_bits", "finish"),
-    entropy_coder.SymbolDecoder: ("__init__", "decode_gaussian", "decode_categorical", "decode_bits",
-                                  "check_exhausted"),
+    entropy_coder.SymbolEncoder: ("encode_gaussian", "encode_gaussian_indexed", "encode_categorical", "encode_bits",
+                                  "finish"),
+    entropy_coder.SymbolDecoder: ("__init__", "decode_gaussian", "decode_gaussian_indexed", "decode_categorical",
+                                  "decode_bits", "check_exhausted"),
 }
 
 
@@ -175,9 +182,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu-frames", type=int, default=8, help="1080p frames on CUDA (default 8)")
     parser.add_argument("--rate", type=int, default=1, help="tiny rate point (default 1)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--entropy-1080p", action="store_true",
+                        help="only the entropy coding of official-preset 1080p frames (CPU)")
+    parser.add_argument("--baseline", metavar="REV", help="also measure revision REV in the same run, for ratios")
+    parser.add_argument("--repeats", type=int, default=3, help="--entropy-1080p: best of this many runs (default 3)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.entropy_1080p:
+        with contextlib.ExitStack() as stack:
+            baseline = stack.enter_context(baseline_tree(args.baseline)) if args.baseline else None
+            entropy_1080p.run(baseline, args.repeats)
+        return
     if args.only != "cuda":
         bench_cpu(args.frames, args.rate)
     if args.only != "cpu":

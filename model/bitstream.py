@@ -5,9 +5,9 @@ file decodable on its own, in order, and rejects truncated, corrupt, foreign or 
 `BitstreamError` / `ModelMismatchError` messages. Integers are big-endian; varint = unsigned LEB128, minimal,
 at most 5 bytes; a "name" is one length byte n and n ASCII bytes.
 
-Header (format 2; 78 bytes for preset "tiny" at rate "q0" coded on an AVX512 CPU with torch "2.13.0+cpu"):
+Header (format 3; 78 bytes for preset "tiny" at rate "q0" coded on an AVX512 CPU with torch "2.13.0+cpu"):
     4   magic b"S2VC"
-    1   format version (2)
+    1   format version (3)
     1+n preset name
     16  model weights hash (first 16 bytes of the SHA-256 the model computes)
     2+2 original width, height (1..16384)
@@ -30,7 +30,9 @@ Frame record, frame-count times (9 bytes + the varint for P-frames, 4 more for t
     4   (I-frame only) the release's rate estimate of this frame (float32 bits; for reporting, see `release_bpp`)
     4   CRC32 of all the record's bytes before it and the payload
     ... payload (`pack` puts several sub-streams in one payload: varint count, varint lengths, the bytes)
-Nothing may follow the last record. Format 1 (no coding environment, no picture checks) is refused with a message.
+Nothing may follow the last record. Older formats are refused with a message: format 1 (no coding environment, no
+picture checks) and format 2 (the same container, but Gaussian y symbols range-coded in raster order; format 3 codes
+them grouped by scale-table row, `SymbolEncoder.encode_gaussian_indexed`).
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ from .environment import CodingEnvironment
 from .errors import BitstreamError, ModelMismatchError
 
 MAGIC = b"S2VC"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 HASH_BYTES = 16
 CHECK_BYTES = 4
 MAX_SIZE = 16384  # largest plausible width or height

@@ -2,25 +2,31 @@
 
 Three kinds of symbols share one byte stream, in any order, as long as the decoder repeats the encoder's calls:
 * zero-mean quantised Gaussians over [-128, 127] (constriction `QuantizedGaussian`, leaky: every symbol codable);
+  the codecs' y latents use the same models through `encode_gaussian_indexed`: the std of each symbol is an entry
+  of a fixed scale table, its pmf a precomputed integer table row (model/gaussian_tables.py), and the symbols are
+  coded grouped by row (no per-symbol Gaussian evaluation; escapes for larger symbols, model/symbol_escape.py);
 * categorical symbols, one probability row per symbol picked from a table of pmfs (constriction `Categorical`,
   fast leaky quantisation); symbols are coded grouped by table row (stable order), 15-30x faster than passing
   one probability row per symbol (2k symbols, 16 rows of 256 bins);
 * fixed-length codes (`Uniform` over 2**w values, at most 16 bits per piece: exactly w bits each).
 
-`gaussian_bits` / `categorical_bits` give the exact information content -log2 p of the same 24-bit fixed-point
-models the coder uses (mirroring constriction's quantisers; only an ulp of `erf` can differ). The coded size is
-that plus at most 64 bits of flush and 32-bit word padding.
+The encoder records its calls and codes them in `finish` (one host transfer for tensors on a GPU).
+`gaussian_bits` / `gaussian_indexed_bits` / `categorical_bits` give the exact information content -log2 p of the
+same 24-bit fixed-point models the coder uses (mirroring constriction's quantisers; only an ulp of `erf` can
+differ). The coded size is that plus at most 64 bits of flush and 32-bit word padding.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import constriction
 import numpy as np
 import torch
 
 from .errors import BitstreamError
+from .gaussian_tables import GaussianTable, gaussian_table, table_key
+from .symbol_escape import escape_codes, escape_excess, unescape
 
 SYMBOL_MIN, SYMBOL_MAX = -128, 127
 STD_MIN, STD_MAX = 1e-5, 1e5  # Gaussian stds are clamped to this range by the coder and by `gaussian_bits`
@@ -44,34 +50,47 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.reshape(-1).numpy()
 
 
-def _symbols(symbols: torch.Tensor, low: int, high: int, what: str) -> np.ndarray:
-    """Flattened int64 copy of `symbols`; ValueError unless every value lies in [low, high]."""
+def _integer(symbols: torch.Tensor, what: str) -> None:
     if symbols.dtype.is_floating_point or symbols.dtype.is_complex:
         raise ValueError(f"{what} must be an integer tensor, got {symbols.dtype}")
-    values = _numpy(symbols).astype(np.int64)
+
+
+def _checked(values: np.ndarray, low: int, high: int, what: str) -> np.ndarray:
+    """int64 copy of `values`; ValueError unless every value lies in [low, high]."""
+    values = values.astype(np.int64)
     if values.size and (values.min() < low or values.max() > high):
         raise ValueError(f"{what} out of range [{low}, {high}]: got [{values.min()}, {values.max()}]")
     return values
 
 
-def _stds(stds: torch.Tensor) -> np.ndarray:
-    """Flattened float64 stds clamped to [STD_MIN, STD_MAX]; ValueError on NaN."""
-    values = _numpy(stds).astype(np.float64)
+def _symbols(symbols: torch.Tensor, low: int, high: int, what: str) -> np.ndarray:
+    """Flattened int64 copy of `symbols`; ValueError unless every value lies in [low, high]."""
+    _integer(symbols, what)
+    return _checked(_numpy(symbols), low, high, what)
+
+
+def _clip_stds(values: np.ndarray) -> np.ndarray:
+    """float64 stds clamped to [STD_MIN, STD_MAX]; ValueError on NaN."""
+    values = values.astype(np.float64)
     if np.isnan(values).any():
         raise ValueError("Gaussian stds contain NaN")
     return np.clip(values, STD_MIN, STD_MAX)
 
 
-def _pmfs(pmfs: torch.Tensor) -> np.ndarray:
-    """pmfs [T, L] as C-contiguous float64; ValueError unless finite, non-negative, L >= 2, rows normalisable."""
-    if pmfs.dim() != 2 or pmfs.shape[1] < 2:
-        raise ValueError(f"pmfs must have shape [T, L] with L >= 2, got {tuple(pmfs.shape)}")
-    table = _numpy(pmfs).astype(np.float64).reshape(pmfs.shape)
+def _pmfs(table: np.ndarray) -> np.ndarray:
+    """pmfs [T, L] as C-contiguous float64; ValueError unless finite, non-negative, rows normalisable."""
+    table = np.ascontiguousarray(table, dtype=np.float64)
     if not np.isfinite(table).all() or (table < 0).any():
         raise ValueError("pmfs must be finite and non-negative")
     if (table.sum(axis=1) < np.finfo(np.float64).tiny).any():
         raise ValueError("every pmf row needs a positive sum")
     return table
+
+
+def _tensor_pmfs(pmfs: torch.Tensor) -> np.ndarray:
+    if pmfs.dim() != 2 or pmfs.shape[1] < 2:
+        raise ValueError(f"pmfs must have shape [T, L] with L >= 2, got {tuple(pmfs.shape)}")
+    return _pmfs(_numpy(pmfs).reshape(pmfs.shape))
 
 
 def _table(table: torch.Tensor, rows: int, shape: torch.Size) -> np.ndarray:
@@ -99,43 +118,127 @@ def _categorical(row: np.ndarray) -> constriction.stream.model.Categorical:
     return _model.Categorical(row, perfect=False)
 
 
+# --------------------------------------------------------------------------------------------- host transfer
+def _host(tensors: list[torch.Tensor]) -> list[np.ndarray]:
+    """Flattened numpy copies of `tensors`, fetched from an accelerator in one transfer (one host wait): integer
+    tensors travel as int64, floating ones as the bits of their float64 values."""
+    if all(t.device.type == "cpu" for t in tensors):
+        return [_numpy(t) for t in tensors]
+    flat = [t.detach().reshape(-1) for t in tensors]
+    packed = [t.long() if not t.dtype.is_floating_point else t.double().view(torch.int64) for t in flat]
+    host = torch.cat(packed).cpu().numpy() if packed else np.zeros(0, dtype=np.int64)
+    out, start = [], 0
+    for t in flat:
+        part = host[start : start + t.numel()]
+        out.append(part.view(np.float64) if t.dtype.is_floating_point else part)
+        start += t.numel()
+    return out
+
+
+def _grouped(index: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, bounds): positions sorted by row (stable), and where each row's run starts and ends."""
+    small = index.astype(np.uint8 if rows <= 256 else np.uint16)
+    order = np.argsort(small, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(small, minlength=rows))])
+    return order, bounds
+
+
+def _indexed(symbols: torch.Tensor | None, index: torch.Tensor, stds: Sequence[float]) -> GaussianTable:
+    if symbols is not None and symbols.shape != index.shape:
+        raise ValueError(f"symbols {tuple(symbols.shape)} and std indices {tuple(index.shape)} differ in shape")
+    if index.dtype.is_floating_point:
+        raise ValueError(f"std indices must be an integer tensor, got {index.dtype}")
+    return gaussian_table(table_key(stds))
+
+
 # --------------------------------------------------------------------------------------------- coder
 class SymbolEncoder:
-    """Collects symbols into one range-coded byte stream."""
+    """Collects symbols into one range-coded byte stream.
+
+    The calls only record their tensors (which may live on a GPU): `finish` fetches everything in one transfer and
+    codes it, so a frame's encoder waits for the device once. Values are checked there (ValueError); shapes and
+    dtypes at the call.
+    """
 
     def __init__(self) -> None:
         self._encoder = _queue.RangeEncoder()
+        self._pending: list[tuple[str, list[torch.Tensor], tuple]] = []
 
     def encode_gaussian(self, symbols: torch.Tensor, stds: torch.Tensor) -> None:
         """Zero-mean quantised Gaussian symbols in [-128, 127] with per-symbol stds (same shape)."""
         if symbols.shape != stds.shape:
             raise ValueError(f"symbols {tuple(symbols.shape)} and stds {tuple(stds.shape)} differ in shape")
-        values = _symbols(symbols, SYMBOL_MIN, SYMBOL_MAX, "Gaussian symbols").astype(np.int32)
-        scales = _stds(stds)
-        if values.size:
-            self._encoder.encode(values, _GAUSSIAN, np.zeros_like(scales), scales)
+        _integer(symbols, "Gaussian symbols")
+        self._pending.append(("gaussian", [symbols, stds], ()))
+
+    def encode_gaussian_indexed(
+        self, symbols: torch.Tensor, index: torch.Tensor, stds: Sequence[float], escape: bool = False
+    ) -> None:
+        """Symbol i coded with the quantised zero-mean Gaussian of std stds[index[i]] (model/gaussian_tables.py),
+        grouped by table row. Symbols must lie in [-128, 127], or, with `escape`, may have any size up to
+        +-2**32 (model/symbol_escape.py)."""
+        table = _indexed(symbols, index, stds)
+        _integer(symbols, "Gaussian symbols")
+        self._pending.append(("indexed", [symbols, index], (table, escape)))
 
     def encode_categorical(self, symbols: torch.Tensor, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> None:
         """Value v coded in bin v - offset of pmf row table[i] (table has the symbols' shape)."""
-        rows = _pmfs(pmfs)
-        index = _table(table, rows.shape[0], symbols.shape)
-        bins = _symbols(symbols, offset, offset + rows.shape[1] - 1, "categorical symbols") - offset
-        bins = bins.astype(np.int32)
-        for row, positions in _groups(index):
-            self._encoder.encode(bins[positions], _categorical(rows[row]))
+        if pmfs.dim() != 2 or pmfs.shape[1] < 2:
+            raise ValueError(f"pmfs must have shape [T, L] with L >= 2, got {tuple(pmfs.shape)}")
+        if table.shape != symbols.shape:
+            raise ValueError(f"table shape {tuple(table.shape)} differs from symbol shape {tuple(symbols.shape)}")
+        _integer(symbols, "categorical symbols")
+        self._pending.append(("categorical", [symbols, pmfs, table], (offset, tuple(pmfs.shape))))
 
     def encode_bits(self, values: torch.Tensor, nbits: int) -> None:
         """Fixed-length codes: each value in [0, 2**nbits) costs exactly nbits bits."""
-        pieces = _bit_pieces(nbits)
-        data = _symbols(values, 0, (1 << nbits) - 1, f"{nbits}-bit values")
-        for shift, width in pieces:
-            if data.size:
-                piece = ((data >> shift) & ((1 << width) - 1)).astype(np.int32)
-                self._encoder.encode(piece, _model.Uniform(1 << width))
+        _bit_pieces(nbits)
+        _integer(values, f"{nbits}-bit values")
+        self._pending.append(("bits", [values], (nbits,)))
 
     def finish(self) -> bytes:
         """The coded stream so far: little-endian 32-bit words (empty when nothing was encoded)."""
+        pending, self._pending = self._pending, []
+        arrays = iter(_host([t for _, tensors, _ in pending for t in tensors]))
+        for kind, tensors, extra in pending:
+            getattr(self, f"_code_{kind}")(*[next(arrays) for _ in tensors], *extra)
         return self._encoder.get_compressed().astype("<u4").tobytes()
+
+    # the coding itself, on host arrays
+    def _code_gaussian(self, symbols: np.ndarray, stds: np.ndarray) -> None:
+        values = _checked(symbols, SYMBOL_MIN, SYMBOL_MAX, "Gaussian symbols").astype(np.int32)
+        scales = _clip_stds(stds)
+        if values.size:
+            self._encoder.encode(values, _GAUSSIAN, np.zeros_like(scales), scales)
+
+    def _code_indexed(self, symbols: np.ndarray, index: np.ndarray, table: GaussianTable, escape: bool) -> None:
+        _checked(index, 0, table.rows - 1, "std indices")
+        if escape:
+            symbols, excess = escape_excess(symbols)
+        bins = (_checked(symbols, SYMBOL_MIN, SYMBOL_MAX, "Gaussian symbols") - SYMBOL_MIN).astype(np.int32)
+        order, bounds = _grouped(index, table.rows)
+        bins = bins[order]
+        for row in np.flatnonzero(np.diff(bounds)):
+            self._encoder.encode(bins[bounds[row] : bounds[row + 1]], table.models[row])
+        if escape:
+            for values, nbits in escape_codes(excess):
+                self._code_bits(values, nbits)
+
+    def _code_categorical(
+        self, symbols: np.ndarray, pmfs: np.ndarray, table: np.ndarray, offset: int, shape: tuple[int, int]
+    ) -> None:
+        rows = _pmfs(pmfs.reshape(shape))
+        index = _checked(table, 0, rows.shape[0] - 1, "pmf table indices")
+        bins = (_checked(symbols, offset, offset + rows.shape[1] - 1, "categorical symbols") - offset).astype(np.int32)
+        for row, positions in _groups(index):
+            self._encoder.encode(bins[positions], _categorical(rows[row]))
+
+    def _code_bits(self, values: np.ndarray, nbits: int) -> None:
+        data = _checked(values, 0, (1 << nbits) - 1, f"{nbits}-bit values")
+        for shift, width in _bit_pieces(nbits):
+            if data.size:
+                piece = ((data >> shift) & ((1 << width) - 1)).astype(np.int32)
+                self._encoder.encode(piece, _model.Uniform(1 << width))
 
 
 class SymbolDecoder:
@@ -161,14 +264,33 @@ class SymbolDecoder:
 
     def decode_gaussian(self, stds: torch.Tensor) -> torch.Tensor:
         """Symbols coded by `encode_gaussian` with these stds -> LongTensor of the stds' shape and device."""
-        scales = _stds(stds)
+        scales = _clip_stds(_numpy(stds))
         values = self._decode(scales.size, _GAUSSIAN, np.zeros_like(scales), scales)
         return torch.from_numpy(values.astype(np.int64)).reshape(stds.shape).to(stds.device)
 
+    def decode_gaussian_indexed(self, index: torch.Tensor, stds: Sequence[float], escape: bool = False) -> torch.Tensor:
+        """Symbols coded by `encode_gaussian_indexed` -> LongTensor of the index's shape and device (one host wait:
+        fetching the index)."""
+        table = _indexed(None, index, stds)
+        rows = _checked(_numpy(index), 0, table.rows - 1, "std indices")
+        order, bounds = _grouped(rows, table.rows)
+        grouped = np.empty(rows.size, dtype=np.int64)
+        for row in np.flatnonzero(np.diff(bounds)):
+            count = int(bounds[row + 1] - bounds[row])
+            grouped[bounds[row] : bounds[row + 1]] = self._decode(count, table.models[row], count)
+        symbols = np.empty_like(grouped)
+        symbols[order] = grouped + SYMBOL_MIN
+        if escape:
+            symbols = unescape(symbols, self._bits)
+        return torch.from_numpy(symbols).reshape(index.shape).to(index.device)
+
     def decode_categorical(self, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> torch.Tensor:
         """Symbols coded by `encode_categorical` -> LongTensor of the table's shape and device."""
-        rows = _pmfs(pmfs)
-        index = _table(table, rows.shape[0], table.shape)
+        if pmfs.dim() != 2 or pmfs.shape[1] < 2:
+            raise ValueError(f"pmfs must have shape [T, L] with L >= 2, got {tuple(pmfs.shape)}")
+        host_pmfs, host_table = _host([pmfs, table])
+        rows = _pmfs(host_pmfs.reshape(pmfs.shape))
+        index = _checked(host_table, 0, rows.shape[0] - 1, "pmf table indices")
         out = np.empty(index.size, dtype=np.int64)
         for row, positions in _groups(index):
             out[positions] = self._decode(positions.size, _categorical(rows[row]), positions.size)
@@ -176,10 +298,13 @@ class SymbolDecoder:
 
     def decode_bits(self, count: int, nbits: int) -> torch.Tensor:
         """`count` fixed-length codes of `nbits` bits -> LongTensor [count]."""
+        return torch.from_numpy(self._bits(count, nbits))
+
+    def _bits(self, count: int, nbits: int) -> np.ndarray:
         out = np.zeros(count, dtype=np.int64)
         for shift, width in _bit_pieces(nbits):
             out |= self._decode(count, _model.Uniform(1 << width), count).astype(np.int64) << shift
-        return torch.from_numpy(out)
+        return out
 
     def check_exhausted(self) -> None:
         """BitstreamError if data is left over (a corrupt stream, or one decoded with the wrong model)."""
@@ -198,7 +323,7 @@ def gaussian_bits(symbols: torch.Tensor, stds: torch.Tensor) -> float:
     if symbols.shape != stds.shape:
         raise ValueError(f"symbols {tuple(symbols.shape)} and stds {tuple(stds.shape)} differ in shape")
     q = _symbols(symbols, SYMBOL_MIN, SYMBOL_MAX, "Gaussian symbols").astype(np.float64)
-    std = _stds(stds)
+    std = _clip_stds(_numpy(stds))
     slack = q - SYMBOL_MIN
     left = np.floor(_GAUSSIAN_FREE_WEIGHT * _gaussian_cdf(q - 0.5, std)) + slack
     right = np.floor(_GAUSSIAN_FREE_WEIGHT * _gaussian_cdf(q + 0.5, std)) + slack + 1
@@ -209,7 +334,7 @@ def gaussian_bits(symbols: torch.Tensor, stds: torch.Tensor) -> float:
 
 def categorical_bits(symbols: torch.Tensor, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> float:
     """Exact -log2 p of `symbols` under the coder's leaky 24-bit quantised categorical models (sum)."""
-    rows = _pmfs(pmfs)
+    rows = _tensor_pmfs(pmfs)
     index = _table(table, rows.shape[0], symbols.shape)
     levels = rows.shape[1]
     bins = _symbols(symbols, offset, offset + levels - 1, "categorical symbols") - offset
@@ -219,3 +344,11 @@ def categorical_bits(symbols: torch.Tensor, pmfs: torch.Tensor, table: torch.Ten
     left = np.trunc(left_float * scale[index]) + bins
     right = np.where(bins == levels - 1, _TOTAL, np.trunc(cumulative[index, bins] * scale[index]) + bins + 1)
     return float((PRECISION - np.log2(right - left)).sum())
+
+
+def gaussian_indexed_bits(symbols: torch.Tensor, index: torch.Tensor, stds: Sequence[float]) -> float:
+    """Exact -log2 p of symbols in [-128, 127] under `encode_gaussian_indexed`'s tables (sum over all symbols)."""
+    table = _indexed(symbols, index, stds)
+    rows = _symbols(index, 0, table.rows - 1, "std indices")
+    bins = _symbols(symbols, SYMBOL_MIN, SYMBOL_MAX, "Gaussian symbols") - SYMBOL_MIN
+    return float(table.bits[rows, bins].sum())

@@ -245,13 +245,24 @@ class ScaleTable(nn.Module):
         self.min_scale, self.max_scale, self.levels = min_scale, max_scale, levels
         self._log_min = math.log(min_scale)
         self._step = (levels - 1) / (math.log(max_scale) - self._log_min)
-        values = torch.exp(torch.linspace(math.log(min_scale), math.log(max_scale), levels, dtype=torch.float64))
-        self.register_buffer("values", values.float(), persistent=False)
+        cpu = torch.device("cpu")  # computed here whatever the default device (meta included), then moved there
+        log_values = torch.linspace(math.log(min_scale), math.log(max_scale), levels, dtype=torch.float64, device=cpu)
+        values = torch.exp(log_values).float()
+        self.host_values = tuple(values.tolist())  # the same stds as Python floats: the coder's table key
+        support = torch.arange(SYMBOL_MIN, SYMBOL_MAX + 1, dtype=torch.float32, device=cpu).expand(levels, -1)
+        bits = -torch.log2(gaussian_likelihood(support, values.unsqueeze(1).expand(-1, SUPPORT)))
+        default = torch.empty(0).device
+        self.register_buffer("values", values.to(default), persistent=False)
+        self.register_buffer("symbol_bits", bits.reshape(-1).to(default), persistent=False)
 
     def index(self, scales: torch.Tensor) -> torch.Tensor:
         s = scales.float().clamp(self.min_scale, self.max_scale)
         idx = torch.floor((torch.log(s) - self._log_min) * self._step).long()
         return idx.clamp(0, self.levels - 1)
+
+    def bits(self, symbols: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """-log2 gaussian_likelihood(clamp_symbols(symbols), values[index]) per symbol, looked up in a table."""
+        return self.symbol_bits.index_select(0, index * SUPPORT + (clamp_symbols(symbols.long()) - SYMBOL_MIN))
 
     def quantize(self, scales: torch.Tensor) -> torch.Tensor:
         """Table value of each scale, straight-through to the unquantised scale for gradients."""
@@ -288,6 +299,32 @@ def four_part_masks(
             m[:, g * group : (g + 1) * group, phase // 2, phase % 2] = 1
         masks.append(m.repeat(1, 1, height // 2, width // 2))
     return masks
+
+
+def mask_positions(masks: list[torch.Tensor], batch: int, device: torch.device) -> list[torch.Tensor]:
+    """Flat indices into [batch, C, H, W] of each mask's positions (masks [1, C, H, W]), in the C order of boolean
+    indexing: `x.reshape(-1)[p]` is `x[mask.expand_as(x)]` without its host wait on a GPU."""
+    out = []
+    for m in masks:
+        flat = torch.nonzero(m.reshape(-1).bool().cpu()).squeeze(1)
+        step = m.numel()
+        out.append((torch.arange(batch).reshape(-1, 1) * step + flat).reshape(-1).to(device))
+    return out
+
+
+def gather(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """x.reshape(-1)[positions] (index_select: several times faster than advanced indexing on a CPU)."""
+    return x.reshape(-1).index_select(0, positions)
+
+
+def with_gain(x: torch.Tensor, gain: torch.Tensor | float) -> torch.Tensor:
+    """x * gain, skipped for a single-rate model's gain of exactly 1.0 (the same values, one pass less)."""
+    return x if isinstance(gain, float) and gain == 1.0 else x * gain
+
+
+def without_gain(x: torch.Tensor, gain: torch.Tensor | float) -> torch.Tensor:
+    """x / gain, skipped for a gain of exactly 1.0."""
+    return x if isinstance(gain, float) and gain == 1.0 else x / gain
 
 
 def checkerboard_masks(

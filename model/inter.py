@@ -27,13 +27,17 @@ from model.entropy_models import (
     check_size,
     checkerboard_masks,
     clamp_symbols,
+    gather,
     gaussian_likelihood,
     initial_rate_gains,
     leaky,
     likelihood_bits,
+    mask_positions,
     quantize,
     rate_tensor,
     video_scale_table,
+    with_gain,
+    without_gain,
 )
 from model.layers import (
     AttnBlock,
@@ -198,6 +202,7 @@ class InterCodec(nn.Module):
         else:
             self.register_parameter("y_q_scale", None)
         self.scale_table = video_scale_table()
+        self._position_cache: dict = {}
 
     # ------------------------------------------------------------------------------------------ helpers
     def _device(self) -> torch.device:
@@ -343,24 +348,36 @@ class InterCodec(nn.Module):
         """Shared encoder/decoder loop over the two checkerboard steps; encodes when `y` and `enc` are given."""
         params = self._params(z_hat, ctx_t)
         q_dec, gain = self._q_dec(params), self._gain(rate)
-        y_hat_s = torch.zeros_like(q_dec)
+        batch = params.shape[0]
+        y_hat_s = q_dec.new_zeros(q_dec.shape)  # contiguous (q_dec may not be): filled through a flat view
         y_hat0 = torch.zeros_like(q_dec)
-        bits = params.new_zeros(params.shape[0])
-        for step, mask in enumerate(self._masks(y_hat_s)):
+        gains = gain.expand_as(q_dec).reshape(-1) if isinstance(gain, torch.Tensor) else None
+        bits = params.new_zeros(batch)
+        stds = self.scale_table.host_values
+        for step, positions in enumerate(self._positions(y_hat_s)):
             scales, means = self._step_params(step, params, y_hat0)
-            std = self.scale_table.values[self.scale_table.index(scales * gain)]
-            means_s = means * gain
-            sel = mask.expand_as(y_hat_s)
-            q = torch.zeros_like(y_hat_s)
+            step_gain = gain if gains is None else gains.index_select(0, positions)
+            index = self.scale_table.index(with_gain(gather(scales, positions), step_gain))
+            means_s = with_gain(gather(means, positions), step_gain)
             if enc is not None:
-                y_s = y * q_dec.reciprocal() * gain
-                symbols = clamp_symbols(torch.round(y_s - means_s))[sel].long()
-                enc.encode_gaussian(symbols, std[sel])
+                y_s = with_gain(gather(y, positions) * gather(q_dec, positions).reciprocal(), step_gain)
+                symbols = clamp_symbols(torch.round(y_s - means_s)).long()
+                enc.encode_gaussian_indexed(symbols, index, stds)
+                q = symbols.to(y_hat_s.dtype)
+                bits += self.scale_table.bits(symbols, index).reshape(batch, -1).sum(dim=1)
             else:
-                symbols = dec.decode_gaussian(std[sel]).to(q.device)
-            q[sel] = symbols.to(q.dtype)
-            bits += likelihood_bits(torch.where(sel, gaussian_likelihood(q, std), 1.0))
-            y_hat_s = torch.where(sel, q + means_s, y_hat_s)
+                q = dec.decode_gaussian_indexed(index, stds).to(y_hat_s.dtype)
+            update = q + means_s
+            y_hat_s = y_hat_s.to(torch.promote_types(update.dtype, y_hat_s.dtype))
+            y_hat_s.view(-1).index_copy_(0, positions, update.to(y_hat_s.dtype))
             if step == 0:
-                y_hat0 = y_hat_s / gain
-        return y_hat_s / gain * q_dec, bits
+                y_hat0 = without_gain(y_hat_s, gain)
+        return without_gain(y_hat_s, gain) * q_dec, bits
+
+    def _positions(self, y_hat: torch.Tensor) -> list[torch.Tensor]:
+        """Flat indices of each checkerboard step's symbols in y_hat (cached per shape and device)."""
+        key = (tuple(y_hat.shape), y_hat.device)
+        if key not in self._position_cache:
+            b, c, h, w = y_hat.shape
+            self._position_cache = {key: mask_positions(checkerboard_masks(c, h, w), b, y_hat.device)}
+        return self._position_cache[key]

@@ -26,16 +26,20 @@ from model.entropy_models import (
     check_size,
     clamp_symbols,
     four_part_masks,
+    gather,
     gaussian_likelihood,
     image_scale_table,
     initial_rate_gains,
     likelihood_bits,
+    mask_positions,
     quantize,
     rate_tensor,
     release_bits,
+    with_gain,
+    without_gain,
 )
 from model.layers import AttnBlock, DepthConvBlock4, ResidualBlockUpsample, ResnetBlock, conv1x1, conv3x3
-from model.symbol_escape import decode_gaussian_escaped, encode_gaussian_escaped, escape_bits
+from model.symbol_escape import escape_bits
 
 patch_torchvision()
 
@@ -232,6 +236,7 @@ class IntraCodec(nn.Module):
         else:
             self.register_parameter("y_q_scale", None)
         self.scale_table = image_scale_table()
+        self._position_cache: dict = {}
 
     # ------------------------------------------------------------------------------------------ helpers
     def _rate(self, rate: int | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
@@ -352,26 +357,36 @@ class IntraCodec(nn.Module):
         z_hat = self.z_vq.indices_to_codes(indices).to(self.y_spatial_prior_reduction.weight.dtype)
         params, common, y_semantic = self._prior_context(z_hat)
         gain = self._gain(rate)
-        n = self.config.intra_y_channels
-        y_hat = params.new_zeros(indices.shape[0], n, *size)
-        bits = params.new_zeros(indices.shape[0])
-        release = torch.zeros(indices.shape[0], device=params.device)
-        for step, mask in enumerate(self._masks(y_hat)):
+        batch, n = indices.shape[0], self.config.intra_y_channels
+        y_hat = params.new_zeros(batch, n, *size)
+        gains = gain.expand_as(y_hat).reshape(-1) if isinstance(gain, torch.Tensor) else None
+        bits = params.new_zeros(batch)
+        release = torch.zeros(batch, device=params.device)
+        stds = self.scale_table.host_values
+        for step, positions in enumerate(self._positions(y_hat)):
             scales, means = self._step_params(step, params, common, y_hat)
-            std = self.scale_table.values[self.scale_table.index(scales * gain)]
-            means_s = means * gain
-            sel = mask.expand_as(y_hat)
-            q = torch.zeros_like(y_hat)
+            step_gain = gain if gains is None else gains.index_select(0, positions)
+            scaled = with_gain(gather(scales, positions), step_gain)
+            means_s = with_gain(gather(means, positions), step_gain)
+            index = self.scale_table.index(scaled)
             if enc is not None:
-                symbols = torch.round(y * gain - means_s)[sel].long()
-                encode_gaussian_escaped(enc, symbols, std[sel])
+                symbols = torch.round(with_gain(gather(y, positions), step_gain) - means_s).long()
+                enc.encode_gaussian_indexed(symbols, index, stds, escape=True)
+                q = symbols.to(y_hat.dtype)  # may be bf16: inexact above 256, as the dense q was
+                bits += self.scale_table.bits(symbols, index).reshape(batch, -1).sum(dim=1)
+                bits += escape_bits(symbols.reshape(batch, -1))
+                release += release_bits(symbols, scaled).reshape(batch, -1).sum(dim=1)
             else:
-                symbols = decode_gaussian_escaped(dec, std[sel]).to(q.device)
-            q[sel] = symbols.to(q.dtype)
-            exact = torch.zeros(q.shape, dtype=torch.long, device=q.device)  # q may be bf16: inexact above 256
-            exact[sel] = symbols
-            bits += likelihood_bits(torch.where(sel, gaussian_likelihood(clamp_symbols(q), std), 1.0))
-            bits += escape_bits(exact)
-            release += torch.where(sel, release_bits(exact, scales * gain), 0.0).flatten(1).sum(dim=1)
-            y_hat = torch.where(sel, (q + means_s) / gain, y_hat)
+                q = dec.decode_gaussian_indexed(index, stds, escape=True).to(y_hat.dtype)
+            update = without_gain(q + means_s, step_gain)
+            y_hat = y_hat.to(torch.promote_types(update.dtype, y_hat.dtype))
+            y_hat.view(-1).index_copy_(0, positions, update.to(y_hat.dtype))
         return y_hat, y_semantic, bits, release
+
+    def _positions(self, y_hat: torch.Tensor) -> list[torch.Tensor]:
+        """Flat indices of each prior step's symbols in y_hat (cached per shape and device)."""
+        key = (tuple(y_hat.shape), y_hat.device)
+        if key not in self._position_cache:
+            b, c, h, w = y_hat.shape
+            self._position_cache = {key: mask_positions(four_part_masks(c, h, w), b, y_hat.device)}
+        return self._position_cache[key]

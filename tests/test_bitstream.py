@@ -170,8 +170,10 @@ def _with_crc(body: bytes) -> bytes:
         (lambda d: PNG, "not an S2VC bitstream \\(starts with 89504e47"),
         (lambda d: d[:2], "truncated bitstream: header magic"),
         (lambda d: d[:4] + b"\x01" + d[5:], "made by an older version of S2VC Studio \\(bitstream format 1; this "
-                                            "build reads format 2\\): re-encode the clip with this version"),
-        (lambda d: d[:4] + b"\x03" + d[5:], "made by a newer version of S2VC Studio \\(bitstream format 3"),
+                                            "build reads format 3\\): re-encode the clip with this version"),
+        (lambda d: d[:4] + b"\x02" + d[5:], "made by an older version of S2VC Studio \\(bitstream format 2; this "
+                                            "build reads format 3\\): re-encode the clip with this version"),
+        (lambda d: d[:4] + b"\x04" + d[5:], "made by a newer version of S2VC Studio \\(bitstream format 4"),
         (lambda d: d[:30], "truncated bitstream: header"),
         (lambda d: d[:27] + b"\xff" + d[28:], "corrupt bitstream header \\(CRC mismatch\\)"),
         (lambda d: _with_crc(d[:26] + b"\x00\x00" + d[28:BODY]) + d[HEADER:], "implausible frame size 0x96"),

@@ -14,8 +14,12 @@ from model.entropy_coder import (
     SymbolEncoder,
     categorical_bits,
     gaussian_bits,
+    gaussian_indexed_bits,
 )
+from model.entropy_models import image_scale_table, video_scale_table
 from model.errors import BitstreamError
+
+TABLE = image_scale_table()
 
 OFFSET = -7
 
@@ -138,26 +142,84 @@ def test_model_bits_match_the_float_model_for_likely_symbols():
 
 
 def test_invalid_arguments_raise_value_error():
+    """Dtypes, shapes and widths are checked at the call; values when the stream is finished (the tensors may live
+    on a GPU until then)."""
+    pmfs = torch.full((2, 4), 0.25)
+    stds = TABLE.host_values
+    for call, match in [
+        (lambda e: e.encode_gaussian(torch.tensor([128]), torch.ones(1)), "out of range"),
+        (lambda e: e.encode_gaussian(torch.tensor([-129]), torch.ones(1)), "out of range"),
+        (lambda e: e.encode_gaussian(torch.tensor([0]), torch.tensor([float("nan")])), "NaN"),
+        (lambda e: e.encode_gaussian_indexed(torch.tensor([128]), torch.tensor([0]), stds), "out of range"),
+        (lambda e: e.encode_gaussian_indexed(torch.tensor([0]), torch.tensor([256]), stds), "std indices"),
+        (lambda e: e.encode_categorical(torch.tensor([4]), pmfs, torch.tensor([0]), 0), "out of range"),
+        (lambda e: e.encode_categorical(torch.tensor([1]), pmfs, torch.tensor([2]), 0), "table"),
+        (lambda e: e.encode_categorical(torch.tensor([1]), -pmfs, torch.tensor([0]), 0), "non-negative"),
+        (lambda e: e.encode_bits(torch.tensor([1 << 14]), 14), "out of range"),
+    ]:
+        enc = SymbolEncoder()
+        call(enc)
+        with pytest.raises(ValueError, match=match):
+            enc.finish()
     enc = SymbolEncoder()
-    with pytest.raises(ValueError, match="out of range"):
-        enc.encode_gaussian(torch.tensor([128]), torch.ones(1))
-    with pytest.raises(ValueError, match="out of range"):
-        enc.encode_gaussian(torch.tensor([-129]), torch.ones(1))
-    with pytest.raises(ValueError, match="NaN"):
-        enc.encode_gaussian(torch.tensor([0]), torch.tensor([float("nan")]))
     with pytest.raises(ValueError, match="integer"):
         enc.encode_gaussian(torch.tensor([0.0]), torch.ones(1))
-    pmfs = torch.full((2, 4), 0.25)
-    with pytest.raises(ValueError, match="out of range"):
-        enc.encode_categorical(torch.tensor([4]), pmfs, torch.tensor([0]), 0)
-    with pytest.raises(ValueError, match="table"):
-        enc.encode_categorical(torch.tensor([1]), pmfs, torch.tensor([2]), 0)
-    with pytest.raises(ValueError, match="non-negative"):
-        enc.encode_categorical(torch.tensor([1]), -pmfs, torch.tensor([0]), 0)
-    with pytest.raises(ValueError, match="out of range"):
-        enc.encode_bits(torch.tensor([1 << 14]), 14)
+    with pytest.raises(ValueError, match="integer"):
+        enc.encode_gaussian_indexed(torch.tensor([0]), torch.tensor([0.0]), stds)
+    with pytest.raises(ValueError, match="differ in shape"):
+        enc.encode_gaussian_indexed(torch.tensor([0, 1]), torch.tensor([0]), stds)
     with pytest.raises(ValueError, match="nbits"):
         enc.encode_bits(torch.tensor([0]), 0)
+    assert enc.finish() == b""  # the refused calls left nothing behind
+
+
+@pytest.mark.parametrize("table", [image_scale_table(), video_scale_table()], ids=["image", "video"])
+def test_indexed_tables_code_exactly_like_constriction_quantized_gaussian(table):
+    """Every row of both scale tables: the same symbols at one std give the same bytes whether coded with the
+    precomputed table or with constriction's own QuantizedGaussian (the models are identical to the last bit)."""
+    generator = torch.Generator().manual_seed(4)
+    for row in range(table.levels):
+        symbols = (torch.randn(600, generator=generator) * table.values[row] * 1.5).round().clamp(-128, 127).long()
+        symbols[:3] = torch.tensor([SYMBOL_MIN, SYMBOL_MAX, 0])
+        direct, indexed = SymbolEncoder(), SymbolEncoder()
+        direct.encode_gaussian(symbols, torch.full((600,), table.host_values[row]))
+        indexed.encode_gaussian_indexed(symbols, torch.full((600,), row), table.host_values)
+        assert direct.finish() == indexed.finish(), row
+
+
+def test_indexed_stream_is_the_per_std_coder_on_symbols_grouped_by_row():
+    """Format 3's y coding is format 2's coder (constriction QuantizedGaussian at the table's std) applied to the
+    same symbols reordered: rows ascending, raster order within a row; the bytes are identical."""
+    generator = torch.Generator().manual_seed(6)
+    index = torch.randint(0, TABLE.levels, (2, 9, 40), generator=generator)
+    symbols = (torch.randn(2, 9, 40, generator=generator) * TABLE.values[index] * 2).round().clamp(-128, 127).long()
+    indexed, reference = SymbolEncoder(), SymbolEncoder()
+    indexed.encode_gaussian_indexed(symbols, index, TABLE.host_values)
+    for row in torch.unique(index).tolist():
+        at = index == row
+        reference.encode_gaussian(symbols[at], torch.full((int(at.sum()),), TABLE.host_values[row]))
+    assert indexed.finish() == reference.finish()
+
+
+def test_indexed_round_trip_grouped_by_row_and_exact_size():
+    """Random rows, shaped [3, 7, 50], between other calls: exact round trip; the size is the tables' information
+    content plus at most the flush."""
+    generator = torch.Generator().manual_seed(5)
+    index = torch.randint(0, TABLE.levels, (3, 7, 50), generator=generator)
+    symbols = (torch.randn(3, 7, 50, generator=generator) * TABLE.values[index]).round().clamp(-128, 127).long()
+    enc = SymbolEncoder()
+    enc.encode_bits(torch.tensor([3]), 2)
+    enc.encode_gaussian_indexed(symbols, index, TABLE.host_values)
+    enc.encode_bits(torch.tensor([1]), 2)
+    data = enc.finish()
+    dec = SymbolDecoder(data)
+    assert dec.decode_bits(1, 2).tolist() == [3]
+    out = dec.decode_gaussian_indexed(index, TABLE.host_values)
+    assert dec.decode_bits(1, 2).tolist() == [1]
+    dec.check_exhausted()
+    assert torch.equal(out, symbols) and out.dtype == torch.int64
+    bits = gaussian_indexed_bits(symbols, index, TABLE.host_values) + 4
+    assert bits <= 8 * len(data) <= bits + 64
 
 
 def test_truncated_corrupt_and_random_data_raise_bitstream_error(case):

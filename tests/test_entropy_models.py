@@ -46,11 +46,13 @@ class FakeSymbolEncoder:
     def __init__(self) -> None:
         self.queue: list[tuple] = []
 
-    def encode_gaussian(self, symbols: torch.Tensor, stds: torch.Tensor) -> None:
-        assert symbols.dtype == torch.long and symbols.shape == stds.shape
-        assert symbols.numel() == 0 or (-128 <= int(symbols.min()) and int(symbols.max()) <= 127)
-        assert bool((stds > 0).all())
-        self.queue.append(("gaussian", symbols.clone(), stds.clone()))
+    def encode_gaussian_indexed(
+        self, symbols: torch.Tensor, index: torch.Tensor, stds: tuple[float, ...], escape: bool = False
+    ) -> None:
+        assert symbols.dtype == torch.long and index.dtype == torch.long and symbols.shape == index.shape
+        assert escape or symbols.numel() == 0 or (-128 <= int(symbols.min()) and int(symbols.max()) <= 127)
+        assert index.numel() == 0 or (0 <= int(index.min()) and int(index.max()) < len(stds))
+        self.queue.append(("gaussian", symbols.clone(), index.clone(), stds, escape))
 
     def encode_categorical(self, symbols: torch.Tensor, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> None:
         assert symbols.dtype == torch.long and table.dtype == torch.long and symbols.shape == table.shape
@@ -77,10 +79,10 @@ class FakeSymbolDecoder:
         assert item[0] == kind, f"decoder asked for {kind} but the encoder wrote {item[0]}"
         return item
 
-    def decode_gaussian(self, stds: torch.Tensor) -> torch.Tensor:
-        _, symbols, enc_stds = self._pop("gaussian")
-        assert torch.equal(stds, enc_stds), "decoder stds differ from the encoder's"
-        return symbols.reshape(stds.shape)
+    def decode_gaussian_indexed(self, index: torch.Tensor, stds: tuple[float, ...], escape: bool = False) -> torch.Tensor:
+        _, symbols, enc_index, enc_stds, enc_escape = self._pop("gaussian")
+        assert torch.equal(index, enc_index) and stds == enc_stds and escape == enc_escape, "decoder stds differ"
+        return symbols.reshape(index.shape)
 
     def decode_categorical(self, pmfs: torch.Tensor, table: torch.Tensor, offset: int) -> torch.Tensor:
         _, symbols, enc_pmfs, enc_table, enc_offset = self._pop("categorical")
@@ -98,10 +100,10 @@ class FakeSymbolDecoder:
 
 def test_fake_coder_rejects_mismatched_stds() -> None:
     enc = FakeSymbolEncoder()
-    enc.encode_gaussian(torch.tensor([1, -2]), torch.tensor([1.0, 2.0]))
+    enc.encode_gaussian_indexed(torch.tensor([1, -2]), torch.tensor([0, 1]), (1.0, 2.0))
     dec = FakeSymbolDecoder(enc.finish())
     with pytest.raises(AssertionError, match="stds differ"):
-        dec.decode_gaussian(torch.tensor([1.0, 2.5]))
+        dec.decode_gaussian_indexed(torch.tensor([0, 0]), (1.0, 2.0))
 
 
 # --------------------------------------------------------------------------------------------- FSQ

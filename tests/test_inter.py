@@ -194,3 +194,41 @@ def test_real_entropy_coder_matches_estimate(codec: InterCodec) -> None:
         assert torch.equal(sent[key], got[key]), key
     estimate = sent["bits"].item()
     assert abs(8 * len(data) - estimate) <= 0.01 * estimate + 96  # + flush and 32-bit word padding
+
+
+def test_coder_gets_the_dense_prior_symbols_and_stds(codec: InterCodec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gathered checkerboard steps hand the coder exactly what the dense masks give (format 2's computation):
+    per step, clamp(round(y / q_dec * gain - means * gain)) and values[index(scales * gain)] at the step's mask."""
+    from model.entropy_models import checkerboard_masks, clamp_symbols
+
+    x, ref = frame(2, 128, 192), reset_ref(2, 128, 192)
+    rate = torch.tensor([0, 2])
+    steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+    seen: dict[str, torch.Tensor] = {}
+    step_params, q_dec_of = codec._step_params, codec._q_dec
+
+    def recorded(*args):
+        steps.append(step_params(*args))
+        return steps[-1]
+
+    def q_dec(params):
+        seen["q_dec"] = q_dec_of(params)
+        return seen["q_dec"]
+
+    monkeypatch.setattr(codec, "_step_params", recorded)
+    monkeypatch.setattr(codec, "_q_dec", q_dec)
+    hook = codec.encoder.register_forward_hook(lambda module, args, out: seen.setdefault("y", out))
+    enc = FakeSymbolEncoder()
+    try:
+        codec.compress(x, ref, rate, enc)
+    finally:
+        hook.remove()
+    y, gain, table = seen["y"], codec._gain(rate), codec.scale_table
+    coded = [item for item in enc.finish() if item[0] == "gaussian"]
+    assert len(coded) == len(steps) == 2
+    for mask, (scales, means), (_, symbols, index, stds, escape) in zip(checkerboard_masks(*y.shape[1:]), steps, coded):
+        sel = mask.bool().expand_as(y)
+        assert not escape and stds == table.host_values
+        expected = clamp_symbols(torch.round(y * seen["q_dec"].reciprocal() * gain - means * gain))[sel].long()
+        assert torch.equal(symbols, expected)
+        assert torch.equal(table.values[index], table.values[table.index(scales * gain)][sel])

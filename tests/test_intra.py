@@ -171,3 +171,32 @@ def test_real_entropy_coder_matches_estimate(codec: IntraCodec) -> None:
     assert torch.equal(sent["f_pix"], got["f_pix"]) and torch.equal(sent["tokens"], got["tokens"])
     estimate = sent["bits"].item()
     assert abs(8 * len(data) - estimate) <= 0.01 * estimate + 96  # + flush and 32-bit word padding
+
+
+def test_coder_gets_the_dense_prior_symbols_and_stds(codec: IntraCodec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gathered prior steps hand the coder exactly what the dense masks give (format 2's computation): per
+    step, round(y * gain - means * gain) and values[index(scales * gain)] at the step's mask, in raster order."""
+    from model.entropy_models import four_part_masks
+
+    x, cond = frame(2, 128, 192)
+    rate = torch.tensor([1, 3])
+    steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+    step_params = codec._step_params
+
+    def recorded(*args):
+        steps.append(step_params(*args))
+        return steps[-1]
+
+    monkeypatch.setattr(codec, "_step_params", recorded)
+    enc = FakeSymbolEncoder()
+    codec.compress(x, cond, rate, enc)
+    y = codec.enc(x, cond)[0]
+    gain = codec._gain(rate)
+    table = codec.scale_table
+    coded = [item for item in enc.finish() if item[0] == "gaussian"]
+    assert len(coded) == len(steps) == 4
+    for mask, (scales, means), (_, symbols, index, stds, escape) in zip(four_part_masks(*y.shape[1:]), steps, coded):
+        sel = mask.bool().expand_as(y)
+        assert escape and stds == table.host_values
+        assert torch.equal(symbols, torch.round(y * gain - means * gain)[sel].long())
+        assert torch.equal(table.values[index], table.values[table.index(scales * gain)][sel])

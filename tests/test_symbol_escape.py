@@ -6,39 +6,52 @@ import pytest
 import torch
 
 from model.config import tiny
-from model.entropy_coder import SymbolDecoder, SymbolEncoder, gaussian_bits
+from model.entropy_coder import SymbolDecoder, SymbolEncoder, gaussian_indexed_bits
+from model.entropy_models import image_scale_table
 from model.intra import IntraCodec
-from model.symbol_escape import decode_gaussian_escaped, encode_gaussian_escaped, escape_bits
-from tests.test_entropy_models import FakeSymbolDecoder, FakeSymbolEncoder, single_thread  # noqa: F401 (autouse)
+from model.symbol_escape import escape_bits
+from tests.test_entropy_models import single_thread  # noqa: F401 (autouse)
 
 EXTREMES = [0, 5, -7, 126, 127, 128, 129, -127, -128, -129, -130, 1000, -70_000, 2**31, -(2**32 - 1)]
+TABLE = image_scale_table()
 
 
-def _round_trip(symbols: torch.Tensor, stds: torch.Tensor) -> tuple[torch.Tensor, bytes]:
+def _round_trip(symbols: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, bytes]:
     enc = SymbolEncoder()
-    encode_gaussian_escaped(enc, symbols, stds)
+    enc.encode_gaussian_indexed(symbols, index, TABLE.host_values, escape=True)
+    enc.encode_bits(torch.tensor([5]), 3)  # something after the escapes: they must end where they should
     data = enc.finish()
     dec = SymbolDecoder(data)
-    out = decode_gaussian_escaped(dec, stds)
+    out = dec.decode_gaussian_indexed(index, TABLE.host_values, escape=True)
+    assert dec.decode_bits(1, 3).tolist() == [5]
     dec.check_exhausted()
     return out, data
 
 
 def test_extreme_symbols_round_trip_exactly() -> None:
     symbols = torch.tensor(EXTREMES)
-    out, _ = _round_trip(symbols, torch.full((len(EXTREMES),), 3.0))
+    out, _ = _round_trip(symbols, torch.full((len(EXTREMES),), 40))
     assert torch.equal(out, symbols)
 
 
 def test_random_symbols_round_trip_and_bits_are_exact() -> None:
     g = torch.Generator().manual_seed(1)
-    stds = torch.rand(4000, generator=g) * 200 + 0.2
-    symbols = torch.round(torch.randn(4000, generator=g) * stds * 1.5).long()
+    index = torch.randint(0, 256, (4000,), generator=g)
+    symbols = torch.round(torch.randn(4000, generator=g) * TABLE.values[index] * 4).long()
     assert int(symbols.abs().max()) > 128  # the test needs escapes
-    out, data = _round_trip(symbols, stds)
+    out, data = _round_trip(symbols, index)
     assert torch.equal(out, symbols)
-    model_bits = gaussian_bits(symbols.clamp(-128, 127), stds) + float(escape_bits(symbols.reshape(1, -1)))
+    model_bits = gaussian_indexed_bits(symbols.clamp(-128, 127), index, TABLE.host_values)
+    model_bits += float(escape_bits(symbols.reshape(1, -1))) + 3
     assert model_bits <= 8 * len(data) <= model_bits + 96  # flush and 32-bit word padding only
+
+
+def test_forced_large_symbols_on_both_ends_in_a_2d_tensor() -> None:
+    """Every end-bin case at once, shaped [4, 5]: in range, on an end bin, one past it, and far past it."""
+    symbols = torch.tensor(EXTREMES + [3, -3, 127, -128, 4_000_000_000]).reshape(4, 5)
+    index = torch.arange(20).reshape(4, 5) * 12
+    out, _ = _round_trip(symbols, index)
+    assert torch.equal(out, symbols) and out.shape == (4, 5)
 
 
 def test_escape_bit_counts() -> None:
@@ -48,14 +61,19 @@ def test_escape_bit_counts() -> None:
 
 
 def test_in_range_symbols_cost_nothing_extra() -> None:
-    enc = FakeSymbolEncoder()
-    encode_gaussian_escaped(enc, torch.tensor([3, -126, 126]), torch.ones(3))
-    assert [item[0] for item in enc.finish()] == ["gaussian"]
+    index = torch.full((3,), 100)
+    symbols = torch.tensor([3, -126, 126])
+    escaped, plain = SymbolEncoder(), SymbolEncoder()
+    escaped.encode_gaussian_indexed(symbols, index, TABLE.host_values, escape=True)
+    plain.encode_gaussian_indexed(symbols, index, TABLE.host_values)
+    assert escaped.finish() == plain.finish()
 
 
 def test_too_large_symbol_is_refused() -> None:
+    enc = SymbolEncoder()
+    enc.encode_gaussian_indexed(torch.tensor([2**33]), torch.zeros(1, dtype=torch.long), TABLE.host_values, True)
     with pytest.raises(ValueError, match="too large to code"):
-        encode_gaussian_escaped(FakeSymbolEncoder(), torch.tensor([2**33]), torch.ones(1))
+        enc.finish()
 
 
 def test_intra_codes_a_forced_large_symbol_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
