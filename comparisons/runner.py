@@ -10,7 +10,7 @@ import numpy as np
 
 from comparisons.codecs import CODECS, Codec, CodecError, EncodeResult
 from comparisons.ffmpeg import FFmpegError
-from comparisons.metrics import METRICS, MetricError, get_metric, metric_availability
+from comparisons.metrics import METRICS, MetricError, default_metrics, get_metric, metric_availability
 from comparisons.results import SCHEMA, save_results
 
 METRIC_SPACE = "RGB at the original resolution (S2VC paper protocol); YUV-based metrics state their conversion"
@@ -37,8 +37,9 @@ def new_results(clip: dict[str, Any], frames: np.ndarray, fps: float, targets_kb
     }
 
 
-def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str]) -> dict[str, Any]:
-    """The record of one encode: its codec facts plus every metric (clip value, per frame, seconds)."""
+def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str], device: str = "cpu") -> dict[str, Any]:
+    """The record of one encode: its codec facts plus every metric (clip value, per frame, seconds); the learned
+    metrics run on ``device`` (resolved: "cpu" or "cuda[:N]")."""
     record: dict[str, Any] = {
         "codec": result.codec, "label": result.label, "traditional": getattr(CODECS.get(result.codec), "traditional", True),
         "version": result.version, "settings": result.settings,
@@ -47,10 +48,10 @@ def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str]) -> dict[s
         "target_kbps": result.target_kbps, "within_tolerance": result.within_tolerance, "trials": result.trials,
         "encode_seconds": result.encode_seconds, "decode_seconds": result.decode_seconds,
         "decoder_check": result.decoder_check, "release_bpp": result.release_bpp,
-        "metrics": {}, "per_frame": {}, "metric_seconds": {}, "metric_errors": {},
+        "metrics": {}, "per_frame": {}, "metric_seconds": {}, "metric_errors": {}, "metric_device": device,
     }
     for name in metrics:
-        metric = get_metric(name)
+        metric = get_metric(name, device)
         start = time.perf_counter()
         try:
             value = metric.evaluate(ref, result.decoded)
@@ -67,15 +68,16 @@ def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str]) -> dict[s
 def run_comparison(frames: np.ndarray, fps: float, codecs: list[Codec], targets_kbps: list[float],
                    out_dir: str | Path, metrics: list[str] | None = None, clip: dict[str, Any] | None = None,
                    on_record: Callable[[dict[str, Any], EncodeResult], None] | None = None,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, device: str = "cpu") -> dict[str, Any]:
     """Encode, decode and measure; ``results.json`` in ``out_dir`` is rewritten after every record.
 
-    ``metrics`` defaults to every available one. Unavailable codecs are listed with their reason and skipped.
+    ``metrics`` defaults to the available members of the default set for ``device`` (where the learned metrics
+    run: "cpu" or "cuda[:N]"). Unavailable codecs are listed with their reason and skipped.
     ``on_record(record, encode_result)`` is called as each encode is measured (decoded frames included).
     A failed encode is logged and listed under ``failures``; the other encodes go on.
     """
     out = Path(out_dir)
-    names = metrics if metrics is not None else [m for m, why in metric_availability().items() if why is None]
+    names = metrics if metrics is not None else default_metrics(device)
     tolerance = max((getattr(c, "tolerance", 0.05) for c in codecs), default=0.05)
     intra = next((getattr(c, "intra_period", None) for c in codecs if getattr(c, "intra_period", None)), None)
     results = new_results(clip or {}, frames, fps, targets_kbps, names, tolerance, intra)
@@ -95,7 +97,7 @@ def run_comparison(frames: np.ndarray, fps: float, codecs: list[Codec], targets_
                 continue
             log(f"{codec.name} @ {target:g} kbps: {result.kbps:.2f} kbps real in {len(result.trials)} trial(s), "
                 f"measuring {len(names)} metrics")
-            record = measure(frames, result, names)
+            record = measure(frames, result, names, device)
             results["records"].append(record)
             save_results(results, out / "results.json")
             if on_record:

@@ -1,4 +1,7 @@
-"""Shared test fixtures. `S2VC_SHARED` points at the shared data folder (default: ../shared next to the repo)."""
+"""Shared test fixtures. `S2VC_SHARED` points at the shared data folder (default: ../shared next to the repo).
+
+No test reaches the network: the project's offline switch is set for the whole session, so a learned metric whose
+weights are not cached says so instead of fetching them (tests of the fetch path unset it and fetch from files)."""
 from __future__ import annotations
 
 import contextlib
@@ -21,6 +24,7 @@ import torch  # noqa: E402
 from model.compat import patch_torchvision
 
 patch_torchvision()
+os.environ["S2VC_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("S2VC_SHARED", REPO.parent / "shared"))

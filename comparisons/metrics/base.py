@@ -7,6 +7,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from comparisons.metrics.weights import WeightsMissing
+
 
 class MetricError(RuntimeError):
     """A metric cannot be computed here or on these frames; one-line message."""
@@ -27,6 +29,10 @@ class Metric(ABC):
     variant: ClassVar[str]  # exact definition shown next to every value
     higher_is_better: ClassVar[bool]
     unit: ClassVar[str] = ""
+    learned: ClassVar[bool] = False  # runs a network: follows ``device``, batched
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device  # "cpu" or "cuda[:N]" (resolved: see comparisons.metrics.nets.resolve_device)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -47,7 +53,10 @@ class Metric(ABC):
         reason = self.availability() or self.applicable(*ref.shape[:3])
         if reason:
             raise MetricError(f"{self.name}: {reason}")
-        values = np.asarray(self.per_frame(ref, test), dtype=np.float64)
+        try:
+            values = np.asarray(self.per_frame(ref, test), dtype=np.float64)
+        except WeightsMissing as exc:
+            raise MetricError(f"{self.name}: {exc}") from None
         defined = values[~np.isnan(values)]
         return MetricValue([float(v) for v in values], float(defined.mean()) if defined.size else float("nan"))
 
@@ -67,37 +76,21 @@ def check_pair(ref: np.ndarray, test: np.ndarray) -> None:
         raise MetricError(f"reference {list(ref.shape)} and test {list(test.shape)} frames differ in shape")
 
 
-def to_tensor(frames: np.ndarray):  # -> torch.Tensor [T,3,H,W] float32 in [0,1]
+def to_tensor(frames: np.ndarray, device: str = "cpu"):  # -> torch.Tensor [T,3,H,W] float32 in [0,1]
+    """uint8 ``[T,H,W,3]`` -> float ``[T,3,H,W]`` in [0,1] on ``device`` (sent as uint8: a quarter of the bytes)."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device, non_blocking=True)
+    return x.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def batched(fn, ref: np.ndarray, test: np.ndarray, batch: int = 8) -> np.ndarray:
-    """Apply ``fn(ref_tensor, test_tensor) -> [B]`` over frame batches without autograd."""
+def batched(fn, ref: np.ndarray, test: np.ndarray, batch: int = 8, device: str = "cpu") -> np.ndarray:
+    """Apply ``fn(ref_tensor, test_tensor) -> [B]`` over frame batches on ``device``, in inference mode."""
     import torch
 
     out = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for i in range(0, len(ref), batch):
-            out.append(fn(to_tensor(ref[i:i + batch]), to_tensor(test[i:i + batch])).reshape(-1).double().numpy())
+            value = fn(to_tensor(ref[i:i + batch], device), to_tensor(test[i:i + batch], device))
+            out.append(value.reshape(-1).double().cpu().numpy())
     return np.concatenate(out)
-
-
-def hub_checkpoint(filename: str) -> str | None:
-    """Path of a torch hub checkpoint (``$TORCH_HOME/hub/checkpoints/<filename>``) when present, else None."""
-    import os
-
-    import torch
-
-    path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
-    return path if os.path.isfile(path) else None
-
-
-def missing_weights(what: str, filename: str) -> str:
-    import os
-
-    import torch
-
-    return (f"{what} weights not found: put {filename} in {os.path.join(torch.hub.get_dir(), 'checkpoints')} "
-            f"(set TORCH_HOME to use another folder); they cannot be downloaded offline")

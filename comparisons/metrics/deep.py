@@ -1,59 +1,29 @@
 """The learned distances: LPIPS-Alex (lpips package), ST-LPIPS (stlpips-pytorch) and DISTS (DISTS_pytorch).
 
-Backbone ImageNet weights are loaded only from the torch hub cache, never downloaded:
-  LPIPS-Alex: ``alexnet-owt-7be5be79.pth``; DISTS: ``vgg16-397923af.pth`` (torchvision's file names),
-in ``$TORCH_HOME/hub/checkpoints/`` (``~/.cache/torch/hub/checkpoints`` by default). ST-LPIPS ships all its weights.
-Models are built once per process.
+Their networks come from `comparisons.metrics.nets` (one per process and device; ImageNet backbones from the torch
+hub cache, fetched there on first use when online: see `comparisons.metrics.weights`). Frames go through in
+batches on the metric's device.
 """
 from __future__ import annotations
 
-import functools
 import importlib.util
 
 import numpy as np
 
-from comparisons.metrics.base import Metric, batched, hub_checkpoint, missing_weights
+from comparisons.metrics import nets
+from comparisons.metrics.base import Metric, batched
+from comparisons.metrics.weights import ALEXNET, VGG16, status
 
-ALEXNET = "alexnet-owt-7be5be79.pth"
-VGG16 = "vgg16-397923af.pth"
 
-
-def _package(module: str, pip: str) -> str | None:
+def package_missing(module: str, pip: str) -> str | None:
     return None if importlib.util.find_spec(module) else f"the {pip} package is not installed"
-
-
-@functools.lru_cache(maxsize=None)
-def lpips_alex():  # -> lpips.LPIPS
-    from model.compat import patch_torchvision
-
-    patch_torchvision()
-    import lpips
-
-    return lpips.LPIPS(net="alex", version="0.1", verbose=False).eval()
-
-
-@functools.lru_cache(maxsize=None)
-def st_lpips_alex():  # -> stlpips_pytorch.stlpips.LPIPS
-    from model.compat import patch_torchvision
-
-    patch_torchvision()
-    from stlpips_pytorch import stlpips
-
-    return stlpips.LPIPS(net="alex", variant="shift_tolerant", verbose=False).eval()
-
-
-@functools.lru_cache(maxsize=None)
-def dists_vgg():  # -> DISTS_pytorch.DISTS
-    from model.compat import patch_torchvision
-
-    patch_torchvision()
-    from DISTS_pytorch import DISTS
-
-    return DISTS().eval()
 
 
 class DeepMetric(Metric):
     """A learned distance on RGB frames of at least 32x32, evaluated in batches; subclasses give `distance()`."""
+
+    learned = True
+    batch = 8
 
     def applicable(self, frames: int, height: int, width: int) -> str | None:
         return None if min(height, width) >= 32 else f"frames must be at least 32x32, got {width}x{height}"
@@ -62,7 +32,7 @@ class DeepMetric(Metric):
         raise NotImplementedError
 
     def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
-        return batched(self.distance(), ref, test)
+        return batched(self.distance(), ref, test, self.batch, self.device)
 
 
 class LPIPSAlex(DeepMetric):
@@ -72,10 +42,10 @@ class LPIPSAlex(DeepMetric):
 
     @classmethod
     def availability(cls) -> str | None:
-        return _package("lpips", "lpips") or (None if hub_checkpoint(ALEXNET) else missing_weights("AlexNet ImageNet", ALEXNET))
+        return package_missing("lpips", "lpips") or status(ALEXNET)
 
     def distance(self):
-        net = lpips_alex()
+        net = nets.lpips_alex(self.device)
         return lambda a, b: net(a, b, normalize=True)
 
 
@@ -86,10 +56,10 @@ class STLPIPS(DeepMetric):
 
     @classmethod
     def availability(cls) -> str | None:
-        return _package("stlpips_pytorch", "stlpips-pytorch") or _package("torchsummary", "torchsummary")
+        return package_missing("stlpips_pytorch", "stlpips-pytorch") or package_missing("torchsummary", "torchsummary")
 
     def distance(self):
-        net = st_lpips_alex()
+        net = nets.st_lpips_alex(self.device)
         return lambda a, b: net(a, b, normalize=True)
 
 
@@ -97,11 +67,11 @@ class DISTS(DeepMetric):
     name = "dists"
     variant = "DISTS (DISTS_pytorch defaults, VGG16 ImageNet backbone), RGB in [0,1]"
     higher_is_better = False
+    batch = 4
 
     @classmethod
     def availability(cls) -> str | None:
-        return (_package("DISTS_pytorch", "dists-pytorch")
-                or (None if hub_checkpoint(VGG16) else missing_weights("VGG16 ImageNet", VGG16)))
+        return package_missing("DISTS_pytorch", "dists-pytorch") or status(VGG16)
 
     def distance(self):
-        return dists_vgg()
+        return nets.dists_vgg(self.device)

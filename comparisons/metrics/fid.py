@@ -1,62 +1,113 @@
-"""Patch FID (FID/N after Mentzer et al. 2020, S2VC_ARCHITECTURE.md section 5), clip-level only.
+"""Patch FID (FID/N after Mentzer et al. 2020), as the S2VC release computes it (S2VC_ARCHITECTURE.md section 5).
 
-Non-overlapping N x N patches from the top-left (remainder dropped), plus a second grid offset by N/2 when both
-sides are >= 1.5 N; reference patches "real", decoded patches "fake"; torchmetrics' FrechetInceptionDistance
-(2048-d, uint8 input). Needs torchmetrics with torch-fidelity and the FID Inception weights
-``weights-inception-2015-12-05-6726825d.pth`` in ``$TORCH_HOME/hub/checkpoints/``; offline they are missing and
-the metric reports itself unavailable.
+Each frame is cut into non-overlapping N x N patches aligned to the top-left corner (the remainder dropped); when
+both sides are at least 1.5 N, a second grid offset by N/2 px diagonally is added (at 1920x1080 and N = 256:
+28 + 21 = 49 patch pairs per frame). Reference patches are "real", decoded patches "fake", in one torchmetrics
+FrechetInceptionDistance (2048-d torch-fidelity Inception v3, uint8 input). The release pools one FID over every
+frame of every sequence of a dataset (`PatchFIDPool`; `comparisons evaluate` does that); as a registry metric
+(``run``, ``suite``) it is one FID per clip. ``fid_patch256`` is the release's setting, ``fid_patch128`` the
+release's advice for small videos.
 """
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import torch
 
-from comparisons.metrics.base import Metric, MetricValue, check_pair, hub_checkpoint, missing_weights
+from comparisons.metrics import nets
+from comparisons.metrics.base import Metric, MetricError, MetricValue, check_pair
+from comparisons.metrics.deep import package_missing
+from comparisons.metrics.weights import INCEPTION, WeightsMissing, status
 
-INCEPTION = "weights-inception-2015-12-05-6726825d.pth"
+FRAMES_PER_UPDATE = 2  # Inception sees 299x299 floats: ~50 MB per 1080p frame's 49 patches, per side
+
+
+def patch_origins(height: int, width: int, size: int) -> list[tuple[int, int]]:
+    """Top-left corners (y, x) of the patches of one ``height`` x ``width`` frame: the aligned grid, then the grid
+    offset by ``size // 2`` when both sides are at least ``size + size // 2``."""
+    offsets = [0] + ([size // 2] if min(height, width) >= size + size // 2 else [])
+    return [(off + r * size, off + c * size) for off in offsets
+            for r in range((height - off) // size) for c in range((width - off) // size)]
 
 
 def patches(frames: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 ``[N,3,size,size]`` patches of ``[T,H,W,3]`` frames on the aligned grid and the half-offset grid."""
-    t, h, w = frames.shape[:3]
-    out = []
-    offsets = [0] + ([size // 2] if min(h, w) >= size + size // 2 else [])
-    for off in offsets:
-        rows, cols = (h - off) // size, (w - off) // size
-        grid = frames[:, off: off + rows * size, off: off + cols * size]
-        grid = grid.reshape(t, rows, size, cols, size, 3).transpose(0, 1, 3, 5, 2, 4).reshape(-1, 3, size, size)
-        out.append(torch.from_numpy(np.ascontiguousarray(grid)))
-    return torch.cat(out)
+    """uint8 ``[N,3,size,size]`` patches of ``[T,H,W,3]`` frames at `patch_origins`, frame by frame."""
+    origins = patch_origins(frames.shape[1], frames.shape[2], size)
+    cut = np.stack([f[y:y + size, x:x + size] for f in frames for y, x in origins]) if origins else \
+        np.zeros((0, size, size, 3), np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(cut.transpose(0, 3, 1, 2)))
 
 
-class PatchFID(Metric):
-    patch = 128
-    name = f"fid_patch{patch}"
-    variant = (f"patch FID: {patch}x{patch} patches (aligned grid + {patch // 2}-px offset grid), torchmetrics "
-               "FrechetInceptionDistance 2048-d; clip-level only")
+class PatchFIDPool:
+    """One FID accumulated over many (reference, decoded) clips: the release's per-dataset patch FID."""
+
+    def __init__(self, size: int = 256, device: str = "cpu") -> None:
+        self.size, self.device = size, device
+        self.fid = nets.fid_inception(device)
+        self.pairs = 0
+
+    def update(self, ref: np.ndarray, test: np.ndarray) -> int:
+        """Add every patch pair of these frames; returns how many pairs were added."""
+        check_pair(ref, test)
+        added = 0
+        with torch.inference_mode():
+            for i in range(0, len(ref), FRAMES_PER_UPDATE):
+                real, fake = patches(ref[i:i + FRAMES_PER_UPDATE], self.size), patches(test[i:i + FRAMES_PER_UPDATE],
+                                                                                      self.size)
+                if len(real):
+                    self.fid.update(real.to(self.device), real=True)
+                    self.fid.update(fake.to(self.device), real=False)
+                added += len(real)
+        self.pairs += added
+        return added
+
+    def compute(self) -> float:
+        if self.pairs < 2:
+            raise MetricError(f"patch FID needs at least 2 patch pairs of {self.size}x{self.size}, got {self.pairs}")
+        return float(self.fid.compute())
+
+
+class _PatchFID(Metric):
+    patch = 256
     higher_is_better = False
+    learned = True
 
     @classmethod
     def availability(cls) -> str | None:
-        for module, pip in (("torchmetrics", "torchmetrics"), ("torch_fidelity", "torch-fidelity")):
-            if importlib.util.find_spec(module) is None:
-                return f"the {pip} package is not installed (and the Inception weights {INCEPTION} are needed)"
-        return None if hub_checkpoint(INCEPTION) else missing_weights("FID Inception", INCEPTION)
+        return (package_missing("torchmetrics", "torchmetrics") or package_missing("torch_fidelity", "torch-fidelity")
+                or status(INCEPTION))
 
     def applicable(self, frames: int, height: int, width: int) -> str | None:
-        ok = min(height, width) >= self.patch
-        return None if ok else f"frames must be at least {self.patch} px on the short side, got {width}x{height}"
+        ok = len(patch_origins(height, width, self.patch)) * frames >= 2
+        return None if ok else (f"needs at least 2 patches of {self.patch}x{self.patch}, got "
+                                f"{len(patch_origins(height, width, self.patch)) * frames} from {frames} frame(s) "
+                                f"of {width}x{height}")
 
     def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
         return np.full(len(ref), np.nan)
 
     def evaluate(self, ref: np.ndarray, test: np.ndarray) -> MetricValue:
         check_pair(ref, test)
-        from torchmetrics.image.fid import FrechetInceptionDistance
+        reason = self.availability() or self.applicable(*ref.shape[:3])
+        if reason:
+            raise MetricError(f"{self.name}: {reason}")
+        try:
+            pool = PatchFIDPool(self.patch, self.device)
+        except WeightsMissing as exc:
+            raise MetricError(f"{self.name}: {exc}") from None
+        pool.update(ref, test)
+        return MetricValue(None, pool.compute())
 
-        fid = FrechetInceptionDistance(feature=2048)
-        fid.update(patches(ref, self.patch), real=True)
-        fid.update(patches(test, self.patch), real=False)
-        return MetricValue(None, float(fid.compute()))
+
+class PatchFID256(_PatchFID):
+    patch = 256
+    name = "fid_patch256"
+    variant = ("patch FID as the S2VC release: 256x256 patches, aligned grid + 128-px diagonal offset grid when both "
+               "sides >= 384 (49 pairs per 1080p frame), torchmetrics FrechetInceptionDistance 2048-d (torch-fidelity "
+               "Inception v3), uint8; one FID per clip here, per dataset in `comparisons evaluate`")
+
+
+class PatchFID128(_PatchFID):
+    patch = 128
+    name = "fid_patch128"
+    variant = ("patch FID: 128x128 patches (the release's setting for small videos), aligned grid + 64-px offset grid "
+               "when both sides >= 192, torchmetrics FrechetInceptionDistance 2048-d, uint8; one FID per clip")

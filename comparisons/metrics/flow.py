@@ -3,7 +3,7 @@
 Horn & Schunck (1981) on luma (BT.601 weights) in [0,1], blurred by a 5-tap binomial filter; a pyramid of 2x
 average pooling down to a 16-px short side (at most 5 levels); at each level the second image is warped by the
 current flow (bilinear, border), linearised, and ``iterations`` Jacobi updates of the HS equations are run on the
-total flow with smoothness weight ``alpha``. Batched over frames; deterministic.
+total flow with smoothness weight ``alpha``. Batched over frames, on the frames' device; deterministic.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``image`` at ``x + flow(x)`` (bilinear, border padding)."""
     n, _, h, w = image.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device),
+                            torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
     gx = 2.0 * (xs + flow[:, 0]) / max(w - 1, 1) - 1.0
     gy = 2.0 * (ys + flow[:, 1]) / max(h - 1, 1) - 1.0
     return F.grid_sample(image, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border", align_corners=True)
@@ -40,10 +41,10 @@ def horn_schunck(a: torch.Tensor, b: torch.Tensor, alpha: float = 0.05, iteratio
     pyramid = [(_luma(a), _luma(b))]
     while min(pyramid[-1][0].shape[-2:]) >= 32 and len(pyramid) < 5:
         pyramid.append(tuple(F.avg_pool2d(x, 2) for x in pyramid[-1]))  # type: ignore[arg-type]
-    flow = torch.zeros(a.shape[0], 2, *pyramid[-1][0].shape[-2:], dtype=a.dtype)
+    flow = torch.zeros(a.shape[0], 2, *pyramid[-1][0].shape[-2:], dtype=a.dtype, device=a.device)
     for la, lb in reversed(pyramid):
         if flow.shape[-2:] != la.shape[-2:]:
-            scale = torch.tensor([la.shape[-1] / flow.shape[-1], la.shape[-2] / flow.shape[-2]]).view(1, 2, 1, 1)
+            scale = torch.tensor([la.shape[-1] / flow.shape[-1], la.shape[-2] / flow.shape[-2]]).view(1, 2, 1, 1).to(flow)
             flow = F.interpolate(flow, size=la.shape[-2:], mode="bilinear", align_corners=False) * scale
         bw = warp(lb, flow)
         mid = 0.5 * (la + bw)

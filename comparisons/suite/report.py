@@ -125,13 +125,13 @@ def bd_rates(sequences: list[dict[str, Any]], anchor: str) -> dict[str, dict[str
 
 def dataset_fid() -> dict[str, Any]:
     """Per-dataset FID: the Inception weights decide; the reason when it cannot run."""
-    from comparisons.metrics.fid import PatchFID
+    from comparisons.metrics.fid import PatchFID256
 
-    why = PatchFID.availability()
+    why = PatchFID256.availability()
     if why:
         return {"available": False, "reason": why}
     return {"available": False, "reason": "pooled per-dataset FID is not computed by the suite yet; add "
-                                          f"{PatchFID.name} to --metrics for per-sequence patch FID (averaged here)"}
+                                          f"{PatchFID256.name} to --metrics for per-sequence patch FID (averaged here)"}
 
 
 # --------------------------------------------------------------------------------------------------- outputs
