@@ -1,4 +1,5 @@
-"""Command line: ``python -m comparisons {run,suite,suite-report,bdrate,bench,list} ...`` (``--help`` on each)."""
+"""Command line: ``python -m comparisons {run,suite,suite-report,evaluate,bdrate,bench,list} ...`` (``--help`` on
+each)."""
 from __future__ import annotations
 
 import argparse
@@ -86,6 +87,19 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("out", type=Path)
     report.add_argument("--anchor", default="x265", help="BD-rate anchor codec (default x265)")
     report.add_argument("--no-png", action="store_true", help="write HTML plots only")
+    ev = sub.add_parser("evaluate", help="the S2VC release's evaluation protocol on folders of PNG frames",
+                        epilog="python -m comparisons evaluate GT_DIR RECON_DIR --out OUT")
+    ev.add_argument("gt_dir", type=Path, help="ground-truth PNG frames (one sequence) or sub-folders of them (a "
+                                              "dataset)")
+    ev.add_argument("recon_dir", type=Path, help="reconstructed PNG frames, laid out as GT_DIR")
+    ev.add_argument("--out", required=True, type=Path, help="output folder (detail/, <dataset>_detail, _summary)")
+    ev.add_argument("--metrics", default="paper",
+                    help="comma-separated, or 'paper' (default: the release's psnr_rgb, ms_ssim_rgb, lpips_alex, "
+                         "dists, flolpips_raft, fid_patch256; name fid_patch128 instead for small videos)")
+    ev.add_argument("--device", default="auto", help="auto (GPU when present, default), cpu or cuda[:N]")
+    ev.add_argument("--dataset", default=None, help="dataset name in the file names (default: GT_DIR's name)")
+    ev.add_argument("--recon-subdir", default=None,
+                    help="read sequence S from RECON_DIR/S/SUBDIR (the release's <seq>/<qp_name> layout)")
     bd = sub.add_parser("bdrate", help="BD-rate / BD-quality table from a results.json")
     bd.add_argument("results", type=Path)
     bd.add_argument("--anchor", default="x265")
@@ -239,6 +253,30 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from comparisons.evaluate import FID_METRICS, EvaluateError, evaluate, find_sequences
+    from comparisons.metrics import METRICS, PAPER_METRICS
+    from comparisons.metrics.nets import resolve_device
+
+    metrics = list(PAPER_METRICS) if args.metrics == "paper" else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise SystemExit(f"error: unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
+    if sum(m in FID_METRICS for m in metrics) > 1:
+        raise SystemExit(f"error: name one patch FID ({' or '.join(FID_METRICS)})")
+    try:
+        device = resolve_device(args.device)
+        sequences = find_sequences(args.gt_dir, args.recon_dir, args.recon_subdir)
+        dataset = args.dataset or args.gt_dir.resolve().name
+        print(f"evaluate: dataset {dataset}, {len(sequences)} sequence(s), metrics {', '.join(metrics)} on {device}")
+        paths = evaluate(sequences, dataset, args.out, metrics, device)
+    except (EvaluateError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print((args.out / f"{dataset}_summary.md").read_text())
+    print(f"wrote {len(paths)} files under {args.out} (variants and anything missing: {dataset}_variants.md)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from model.video_io import VideoReadError
@@ -248,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             from comparisons.suite.cli import run_suite, suite_report
 
             return {"suite": run_suite, "suite-report": suite_report}[args.command](args)
-        return {"run": _run, "bdrate": _bdrate, "bench": _bench, "list": _list}[args.command](args)
+        return {"run": _run, "evaluate": _evaluate, "bdrate": _bdrate, "bench": _bench,
+                "list": _list}[args.command](args)
     except VideoReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
