@@ -3,17 +3,19 @@
     python bench/bench_codec.py                    # tiny preset on CPU, 416x240, 16 frames (+ official on CUDA)
     python bench/bench_codec.py --threads 2 --only cpu
     python bench/bench_codec.py --entropy-1080p --baseline 03340b0   # entropy coding at 1080p against a revision
+    python bench/bench_codec.py --cpu-side --baseline 03340b0        # every CPU-side figure against a revision
 
 CPU: the bundled default model (tiny preset; random tiny weights if it cannot load) on BasketballPass (first frames) when
 ../shared is present, else a synthetic clip. CUDA (when present): the official preset with random weights, built
 directly on the GPU, at 1920x1080, I-frame under bf16 autocast and P-frames in fp32 as the release runs them.
 Time split: entropy coding = every SymbolEncoder / SymbolDecoder call (wrapped and timed; on CUDA after a
-synchronise, so waiting for the networks is not counted); VAE decode = S2VC.decode_latent; networks = the rest
+synchronise, so waiting for the networks is not counted); VAE decode = S2VC.decode_picture; networks = the rest
 (the codec networks, the one-step U-Net, the encoder's VAE encode, and the glue). Peak memory: max RSS of the process
 (CPU), torch.cuda.max_memory_allocated (CUDA). One untimed warm-up frame runs first.
 --entropy-1080p: the official preset's entropy coding of one 1920x1080 I-frame and P-frame on the CPU, networks
-replaced by seeded random tensors (bench/entropy_1080p.py); --baseline REV measures the code of revision REV in the
-same run (a temporary `git archive` export) and prints each figure against it.
+replaced by seeded random tensors (bench/entropy_1080p.py). --cpu-side: that, plus host waits per frame and the LoRA
+adapter switch cost (bench/cpu_side.py). --baseline REV measures the code of revision REV in the same run (a
+temporary `git archive` export) and prints each CPU-side figure against it (after the speed benchmarks, when run).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import entropy_1080p
+from bench import cpu_side, entropy_1080p
 from bench.baseline_tree import baseline_tree
 from model import S2VC, entropy_coder, load_model, official, tiny
 from model.video_io import read_video
@@ -76,7 +78,7 @@ def instrumented(timer: Timer) -> Iterator[None]:
     """Time the entropy coder and the VAE decode by wrapping them for the duration."""
     saved = []
     targets = [(cls, name, "entropy coding") for cls, names in CODER_METHODS.items() for name in names]
-    targets.append((S2VC, "decode_latent", "VAE decode"))
+    targets.append((S2VC, "decode_picture", "VAE decode"))
     for owner, name, category in targets:
         original = owner.__dict__[name]
         saved.append((owner, name, original))
@@ -184,23 +186,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--entropy-1080p", action="store_true",
                         help="only the entropy coding of official-preset 1080p frames (CPU)")
+    parser.add_argument("--cpu-side", action="store_true",
+                        help="only the CPU-side figures: host waits, adapter switching, 1080p entropy coding")
     parser.add_argument("--baseline", metavar="REV", help="also measure revision REV in the same run, for ratios")
     parser.add_argument("--repeats", type=int, default=3, help="--entropy-1080p: best of this many runs (default 3)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.entropy_1080p:
-        with contextlib.ExitStack() as stack:
-            baseline = stack.enter_context(baseline_tree(args.baseline)) if args.baseline else None
-            entropy_1080p.run(baseline, args.repeats)
-        return
-    if args.only != "cuda":
-        bench_cpu(args.frames, args.rate)
-    if args.only != "cpu":
-        if torch.cuda.is_available():
-            bench_cuda(args.gpu_frames)
-        else:
-            print("official preset on CUDA: skipped (no CUDA device)")
+    if not (args.entropy_1080p or args.cpu_side):
+        if args.only != "cuda":
+            bench_cpu(args.frames, args.rate)
+        if args.only != "cpu":
+            if torch.cuda.is_available():
+                bench_cuda(args.gpu_frames)
+            else:
+                print("official preset on CUDA: skipped (no CUDA device)")
+        if not args.baseline:
+            return
+    with contextlib.ExitStack() as stack:
+        baseline = stack.enter_context(baseline_tree(args.baseline)) if args.baseline else None
+        if not args.entropy_1080p:
+            old = cpu_side.measure(baseline[0]) if baseline else None
+            cpu_side.report(cpu_side.measure(cpu_side.REPO), old, baseline[1] if baseline else None)
+        entropy_1080p.run(baseline, args.repeats)
 
 
 if __name__ == "__main__":

@@ -60,10 +60,15 @@ def to_model_frames(frames: np.ndarray, multiple: int) -> torch.Tensor:
     return x
 
 
-def to_uint8(x: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """[B,3,Hp,Wp] in [-1,1] -> uint8 [B,H,W,3], cropped back to the original size."""
+def to_uint8_tensor(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """[B,3,Hp,Wp] in [-1,1] -> uint8 [B,H,W,3] on x's device, cropped back to the original size."""
     x = x[..., :height, :width].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return x.permute(0, 2, 3, 1)
+
+
+def to_uint8(x: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """[B,3,Hp,Wp] in [-1,1] -> uint8 [B,H,W,3] numpy, cropped back to the original size."""
+    return to_uint8_tensor(x, height, width).cpu().numpy()
 
 
 def validate_frames(frames: np.ndarray) -> np.ndarray:
@@ -186,10 +191,14 @@ class S2VC(nn.Module):
         """Code the next frame against `dpb` and update it.
 
         Exactly one mode: `x` alone (estimate, eval forward), `x` and `enc` (real encoding), `dec` and `size`
-        (decoding a frame of padded size). Returns {"frame_type", "latent", "bits" (None when decoding)}.
+        (decoding a frame of padded size). Returns {"frame_type", "latent", "bits" (None when decoding),
+        "release_bits"} (the bits as floats).
         """
         with self._coding_threads():
-            return self._code_frame(dpb, rate, x, enc, dec, size)
+            out = self._code_frame(dpb, rate, x, enc, dec, size)
+        bits, release = out["bits"], out["release_bits"]
+        return {**out, "bits": None if bits is None else float(bits),
+                "release_bits": 0.0 if release is None else float(release)}
 
     def _code_frame(
         self,
@@ -229,18 +238,22 @@ class S2VC(nn.Module):
                 latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "pframe", feats_in)
             dpb.update(latent, out["feature"], feats)
         bits, release = out.get("bits"), out.get("release_bits")
-        return {
-            "frame_type": kind, "latent": latent, "bits": None if bits is None else float(bits.sum()),
-            "release_bits": 0.0 if release is None else float(release.sum()),
+        return {  # the sums stay tensors (on the device): `code_frame` reads them, `iter_encode` fetches them
+            "frame_type": kind, "latent": latent, "bits": None if bits is None else bits.sum(),
+            "release_bits": None if release is None else release.sum(),
         }
 
     def decode_latent(self, latent: torch.Tensor, height: int, width: int, kind: str) -> np.ndarray:
         """x0 latent of a frame of type `kind` -> uint8 RGB [H, W, 3], in that frame type's precision (the I-frame
         under bf16 autocast on CUDA, as the release; P-frames fp32), with the pinned kernel settings so the
         decoder's pictures equal the encoder's bit for bit."""
+        return self.decode_picture(latent, height, width, kind).cpu().numpy()
+
+    def decode_picture(self, latent: torch.Tensor, height: int, width: int, kind: str) -> torch.Tensor:
+        """`decode_latent` without the read: the uint8 picture [H, W, 3] on the model's device."""
         precision = self._iframe_precision() if kind == FRAME_I else self._pframe_precision()
         with self._coding_threads(), precision:
-            return to_uint8(self.vae.decode(latent), height, width)[0]
+            return to_uint8_tensor(self.vae.decode(latent), height, width)[0]
 
     # ------------------------------------------------------------------------------------------ clips in memory
     @torch.no_grad()
@@ -392,9 +405,15 @@ class S2VC(nn.Module):
                 with torch.inference_mode():  # per frame: this body runs after iter_encode has returned
                     x = to_model_frames(frames[t : t + 1], self.config.pad_multiple).to(self.device)
                     enc = SymbolEncoder()
-                    out = self.code_frame(dpb, r, x=x, enc=enc)
-                    image = self.decode_latent(out["latent"], header.height, header.width, out["frame_type"])
-                    record = FrameRecord(out["frame_type"], enc.finish(), picture_check(image), out["release_bits"])
+                    with self._coding_threads():
+                        out = self._code_frame(dpb, r, x, enc, None, None)
+                    picture = self.decode_picture(out["latent"], header.height, header.width, out["frame_type"])
+                    # one host wait per frame: the coder's symbols, the picture and the release's bits in one read
+                    release = out["release_bits"]
+                    release = picture.new_zeros((), dtype=torch.float32) if release is None else release.float()
+                    payload, (image, release) = enc.finish_fetching([picture, release])
+                    image = image.reshape(picture.shape)
+                    record = FrameRecord(out["frame_type"], payload, picture_check(image), float(release[0]))
                 yield record, self._result(t, record, image, header)
 
         return header, frames_iter()

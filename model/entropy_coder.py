@@ -119,19 +119,25 @@ def _categorical(row: np.ndarray) -> constriction.stream.model.Categorical:
 
 
 # --------------------------------------------------------------------------------------------- host transfer
-def _host(tensors: list[torch.Tensor]) -> list[np.ndarray]:
-    """Flattened numpy copies of `tensors`, fetched from an accelerator in one transfer (one host wait): integer
-    tensors travel as int64, floating ones as the bits of their float64 values."""
-    if all(t.device.type == "cpu" for t in tensors):
-        return [_numpy(t) for t in tensors]
-    flat = [t.detach().reshape(-1) for t in tensors]
-    packed = [t.long() if not t.dtype.is_floating_point else t.double().view(torch.int64) for t in flat]
-    host = torch.cat(packed).cpu().numpy() if packed else np.zeros(0, dtype=np.int64)
+_NUMPY_DTYPES = {torch.bool: np.bool_, torch.uint8: np.uint8, torch.int8: np.int8, torch.int16: np.int16,
+                 torch.int32: np.int32, torch.int64: np.int64, torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _host(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """Flattened numpy copies of `tensors` in one read (one host wait on a GPU, whatever their number): their bytes
+    travel packed in one uint8 tensor. Floating tensors arrive as float32 (exact for bf16 / fp16) or float64."""
+    flat = []
+    for t in tensors:
+        t = t.detach().reshape(-1)
+        flat.append(t.float() if t.dtype in (torch.bfloat16, torch.float16) else t)
+    if not flat:
+        return []
+    packed = torch.cat([t.contiguous().view(torch.uint8) for t in flat]).cpu().numpy()
     out, start = [], 0
     for t in flat:
-        part = host[start : start + t.numel()]
-        out.append(part.view(np.float64) if t.dtype.is_floating_point else part)
-        start += t.numel()
+        size = t.numel() * t.element_size()
+        out.append(packed[start : start + size].view(_NUMPY_DTYPES[t.dtype]))
+        start += size
     return out
 
 
@@ -198,11 +204,18 @@ class SymbolEncoder:
 
     def finish(self) -> bytes:
         """The coded stream so far: little-endian 32-bit words (empty when nothing was encoded)."""
+        return self.finish_fetching([])[0]
+
+    def finish_fetching(self, tensors: Sequence[torch.Tensor]) -> tuple[bytes, list[np.ndarray]]:
+        """`finish`, fetching `tensors` (flattened, as numpy arrays) in the same read as the recorded symbols: a
+        frame's coder output and picture reach the host with one wait."""
         pending, self._pending = self._pending, []
-        arrays = iter(_host([t for _, tensors, _ in pending for t in tensors]))
-        for kind, tensors, extra in pending:
-            getattr(self, f"_code_{kind}")(*[next(arrays) for _ in tensors], *extra)
-        return self._encoder.get_compressed().astype("<u4").tobytes()
+        recorded = [t for _, args, _ in pending for t in args]
+        arrays = _host([*recorded, *tensors])
+        coded = iter(arrays[: len(recorded)])
+        for kind, args, extra in pending:
+            getattr(self, f"_code_{kind}")(*[next(coded) for _ in args], *extra)
+        return self._encoder.get_compressed().astype("<u4").tobytes(), arrays[len(recorded) :]
 
     # the coding itself, on host arrays
     def _code_gaussian(self, symbols: np.ndarray, stds: np.ndarray) -> None:
@@ -296,9 +309,13 @@ class SymbolDecoder:
             out[positions] = self._decode(positions.size, _categorical(rows[row]), positions.size)
         return torch.from_numpy(out + offset).reshape(table.shape).to(table.device)
 
-    def decode_bits(self, count: int, nbits: int) -> torch.Tensor:
-        """`count` fixed-length codes of `nbits` bits -> LongTensor [count]."""
-        return torch.from_numpy(self._bits(count, nbits))
+    def decode_bits(self, count: int, nbits: int, below: int | None = None) -> torch.Tensor:
+        """`count` fixed-length codes of `nbits` bits -> LongTensor [count] (on the CPU); with `below`, a value
+        >= below is a BitstreamError (checked here, on the host)."""
+        values = self._bits(count, nbits)
+        if below is not None and values.size and values.max() >= below:
+            raise BitstreamError(f"corrupt entropy-coded data ({nbits}-bit value {values.max()} >= {below})")
+        return torch.from_numpy(values)
 
     def _bits(self, count: int, nbits: int) -> np.ndarray:
         out = np.zeros(count, dtype=np.int64)

@@ -108,11 +108,12 @@ def rate_tensor(rate: int | torch.Tensor, batch: int, num_rates: int, device: to
         if rate.dim() != 1 or rate.shape[0] not in (1, batch) or rate.dtype.is_floating_point:
             raise ValueError(f"rate must be an int or an integer tensor of shape [{batch}], got {tuple(rate.shape)}")
         r = rate.to(device=device, dtype=torch.long).expand(batch)
-    else:
-        r = torch.full((batch,), int(rate), dtype=torch.long, device=device)
-    if r.numel() and (int(r.min()) < 0 or int(r.max()) >= num_rates):
-        raise ValueError(f"rate index out of range: got {r.tolist()}, the model has {num_rates} rate point(s)")
-    return r
+        if r.numel() and (int(r.min()) < 0 or int(r.max()) >= num_rates):
+            raise ValueError(f"rate index out of range: got {r.tolist()}, the model has {num_rates} rate point(s)")
+        return r
+    if not 0 <= int(rate) < num_rates:  # a Python int: checked without reading the device
+        raise ValueError(f"rate index out of range: got {[int(rate)] * batch}, the model has {num_rates} rate point(s)")
+    return torch.full((batch,), int(rate), dtype=torch.long, device=device)
 
 
 def initial_rate_gains(num_rates: int, channels: int) -> torch.Tensor:
@@ -171,10 +172,16 @@ class FSQ(nn.Module):
         digits = torch.round(codes.float() * half_width + half_width).long()
         return (digits * self._per_channel(self._basis, codes.dim())).sum(dim=1)
 
-    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices [B, ...] -> codes [B, D, ...] (float32)."""
-        if int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size:
+    def check_indices(self, indices: torch.Tensor) -> None:
+        """ValueError unless every index lies in [0, codebook_size) (reads the values: check on the host)."""
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
             raise ValueError(f"FSQ index out of range [0, {self.codebook_size})")
+
+    def indices_to_codes(self, indices: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """indices [B, ...] -> codes [B, D, ...] (float32); `check=False` skips `check_indices` (a host wait on a
+        GPU) for indices known to be valid."""
+        if check:
+            self.check_indices(indices)
         shape_ndim = indices.dim() + 1
         digits = (indices.unsqueeze(1) // self._per_channel(self._basis, shape_ndim)) % self._per_channel(
             self._levels, shape_ndim

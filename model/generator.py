@@ -23,6 +23,7 @@ patch_torchvision()
 
 from diffusers import UNet2DConditionModel  # noqa: E402
 from peft import LoraConfig  # noqa: E402
+from peft.tuners.tuners_utils import BaseTunerLayer  # noqa: E402
 
 MODES = ("iframe", "pframe")
 LORA_TARGETS = (
@@ -110,6 +111,7 @@ class OneStepUNet(UNet2DConditionModel):
     def __init__(self, config: S2VCConfig):
         super().__init__(**unet_kwargs(config))
         self.s2vc_config = config
+        self._lora_probe: tuple[BaseTunerLayer, ...] = ()  # a tuple: an attribute holding a module would register it
         with warnings.catch_warnings():  # peft warns that a second adapter is being added, which is intended
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             for name in MODES:
@@ -126,11 +128,20 @@ class OneStepUNet(UNet2DConditionModel):
     def set_mode(self, mode: str) -> None:
         """Activate the LoRA adapter of one frame type ("iframe" or "pframe").
 
-        As in peft, the active adapter's LoRA weights become trainable and the other adapter's are frozen.
+        As in peft, the active adapter's LoRA weights become trainable and the other adapter's are frozen. peft's
+        switch visits every module (tens of ms on the official U-Net), so it runs only when `mode` is not already
+        the active adapter of the LoRA layers (checked on the first one: peft switches them all together).
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.set_adapter(mode)
+        if self._first_lora_layer().active_adapters != [mode]:
+            self.set_adapter(mode)
+
+    def _first_lora_layer(self) -> BaseTunerLayer:
+        """The first peft LoRA layer (cached: the module tree does not change after construction)."""
+        if not self._lora_probe:
+            self._lora_probe = (next(m for m in self.modules() if isinstance(m, BaseTunerLayer)),)
+        return self._lora_probe[0]
 
     @property
     def mode(self) -> str:

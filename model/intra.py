@@ -336,7 +336,8 @@ class IntraCodec(nn.Module):
         batch = batch_of(rate)
         r = self._rate(rate, batch, device)
         h64, w64 = hp // 64, wp // 64
-        indices = dec.decode_bits(batch * h64 * w64, self.z_vq.bits).to(device).reshape(batch, h64, w64)
+        indices = dec.decode_bits(batch * h64 * w64, self.z_vq.bits, below=self.z_vq.codebook_size)
+        indices = indices.to(device).reshape(batch, h64, w64)
         y_hat, y_semantic, _, _ = self._code_y(indices, r, (hp // 16, wp // 16), dec=dec)
         return self._outputs(y_hat, y_semantic)
 
@@ -354,7 +355,7 @@ class IntraCodec(nn.Module):
         Returns y_hat, y_semantic, the coded y bits [B] (escapes included) and the release's estimate of them [B]
         (`release_bits`). Symbols beyond [-128, 127] are coded exactly with an escape (model/symbol_escape.py).
         """
-        z_hat = self.z_vq.indices_to_codes(indices).to(self.y_spatial_prior_reduction.weight.dtype)
+        z_hat = self.z_vq.indices_to_codes(indices, check=False).to(self.y_spatial_prior_reduction.weight.dtype)
         params, common, y_semantic = self._prior_context(z_hat)
         gain = self._gain(rate)
         batch, n = indices.shape[0], self.config.intra_y_channels

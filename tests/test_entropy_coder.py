@@ -241,3 +241,31 @@ def test_truncated_corrupt_and_random_data_raise_bitstream_error(case):
     assert errors >= 0.9 * len(variants)  # the container's CRC catches the few silent corruptions
     with pytest.raises(BitstreamError, match="32-bit words"):
         SymbolDecoder(data[:-1])
+
+
+def test_decode_bits_below_refuses_larger_values_as_corrupt_data():
+    enc = SymbolEncoder()
+    enc.encode_bits(torch.tensor([5, 119, 120]), 7)
+    data = enc.finish()
+    assert SymbolDecoder(data).decode_bits(3, 7, below=121).tolist() == [5, 119, 120]
+    with pytest.raises(BitstreamError, match="7-bit value 120 >= 120"):
+        SymbolDecoder(data).decode_bits(3, 7, below=120)
+
+
+def test_finish_fetching_returns_the_stream_and_the_extra_tensors_exactly():
+    """Mixed dtypes and shapes (bf16 arrives as float32, exactly): the stream equals plain `finish`'s."""
+    generator = torch.Generator().manual_seed(7)
+    index = torch.randint(0, TABLE.levels, (2, 3, 5), generator=generator)
+    symbols = torch.randint(-5, 6, (2, 3, 5), generator=generator)
+    picture = torch.randint(0, 256, (4, 6, 3), generator=generator).to(torch.uint8).permute(1, 0, 2)
+    extras = [picture, torch.tensor(1234.5), torch.tensor([0.1, -2.0], dtype=torch.bfloat16), torch.tensor([True, False])]
+    plain, fetching = SymbolEncoder(), SymbolEncoder()
+    for enc in (plain, fetching):
+        enc.encode_gaussian_indexed(symbols, index, TABLE.host_values)
+        enc.encode_bits(torch.tensor([9]), 4)
+    data, arrays = fetching.finish_fetching(extras)
+    assert data == plain.finish()
+    assert [a.dtype for a in arrays] == [np.uint8, np.float32, np.float32, np.bool_]
+    assert np.array_equal(arrays[0].reshape(6, 4, 3), picture.numpy())
+    assert arrays[1].tolist() == [1234.5] and arrays[3].tolist() == [True, False]
+    assert arrays[2].tolist() == extras[2].float().tolist()

@@ -89,9 +89,10 @@ class FakeSymbolDecoder:
         assert torch.equal(pmfs, enc_pmfs) and torch.equal(table, enc_table) and offset == enc_offset
         return symbols.reshape(table.shape)
 
-    def decode_bits(self, count: int, nbits: int) -> torch.Tensor:
+    def decode_bits(self, count: int, nbits: int, below: int | None = None) -> torch.Tensor:
         _, values, enc_nbits = self._pop("bits")
         assert nbits == enc_nbits and values.numel() == count
+        assert below is None or values.numel() == 0 or int(values.max()) < below
         return values
 
     def check_exhausted(self) -> None:

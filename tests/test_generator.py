@@ -209,3 +209,24 @@ def test_bf16_iframe_then_fp32_pframe(net: OneStepUNet) -> None:
     assert all(f.dtype == torch.bfloat16 for f in feats)
     assert all(f.dtype == torch.float32 for f in feats_p)
     assert torch.isfinite(x0_p).all()
+
+
+def test_adapter_switches_only_when_the_frame_type_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """peft's set_adapter (a walk over every module) runs once per change of frame type, also after a switch made
+    through peft directly; the adapters, their trainability and the state-dict keys are as without the cache."""
+    torch.manual_seed(3)
+    model = OneStepUNet(tiny()).eval()
+    keys = set(model.state_dict())
+    switches: list[str] = []
+    set_adapter = model.set_adapter
+    monkeypatch.setattr(model, "set_adapter", lambda name: (switches.append(name), set_adapter(name)))
+    for mode in ("iframe", "pframe", "pframe", "pframe", "iframe", "iframe", "pframe"):
+        model.set_mode(mode)
+        assert model.mode == mode
+    assert switches == ["iframe", "pframe", "iframe", "pframe"]
+    set_adapter("iframe")  # behind set_mode's back
+    model.set_mode("pframe")
+    assert switches[-1] == "pframe" and model.mode == "pframe"
+    lora = dict(model.named_parameters())
+    assert all(p.requires_grad == (".pframe." in n) for n, p in lora.items() if ".lora_" in n)
+    assert set(model.state_dict()) == keys
