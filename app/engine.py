@@ -7,6 +7,7 @@ the page and the paths of the decoded frames and the browser preview), which are
 from __future__ import annotations
 
 import textwrap
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,51 @@ def new_results(clip: dict, frames: np.ndarray, rates: list[float], metrics: lis
     return make(info, frames, clip["fps"], rates, metrics)
 
 
+class Stopped(RuntimeError):
+    """The run was stopped (its page closed) in the middle of a step."""
+
+
+class StoppableModel:
+    """The shared S2VC model as one run sees it: once `stop` is set, its encode or decode in flight ends at the
+    next frame (raising `Stopped`) and no new one starts. Everything else is the model's."""
+
+    def __init__(self, model: Any, stop: threading.Event) -> None:
+        self._model, self._stop = model, stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def _check(self, *_: Any) -> None:
+        if self._stop.is_set():
+            raise Stopped("stopped: the page was closed")
+
+    def estimate_kbps(self, *args: Any, **kwargs: Any) -> float:
+        self._check()
+        return self._model.estimate_kbps(*args, **kwargs)
+
+    def encode_file(self, path: Any, frames: np.ndarray, rate: int, fps: float, on_frame: Any = None) -> list:
+        def each(result: Any) -> None:
+            self._check()
+            if on_frame is not None:
+                on_frame(result)
+
+        self._check()
+        return self._model.encode_file(path, frames, rate, fps, on_frame=each)
+
+    def decompress(self, source: Any) -> Any:
+        self._check()
+        return self._model.decompress(source)
+
+
 def encode_and_measure(codec: Any, frames: np.ndarray, fps: float, kbps: float, out_dir: Path,
-                       metrics: list[str]) -> tuple[dict, Any]:
+                       metrics: list[str], stop: threading.Event | None = None) -> tuple[dict, Any]:
     """One real encode near `kbps`, decoded and measured: the comparisons record and the EncodeResult (whose
-    `decoded` holds the frames)."""
+    `decoded` holds the frames). A `stop` set during the encode skips the metrics (`Stopped`)."""
     from comparisons.runner import measure
 
     result = codec.encode(frames, fps, kbps, out_dir)
+    if stop is not None and stop.is_set():
+        raise Stopped("stopped: the page was closed")
     return measure(frames, result, metrics), result
 
 
@@ -114,9 +153,60 @@ def decode_bitstream(record: dict) -> np.ndarray | None:
 
 
 def preset_of(record: dict) -> str:
-    """What the page calls the record's preset: the encoder preset, or S2VC's rate point."""
+    """What the page calls the record's preset: the encoder preset, or S2VC's rate point ("q0")."""
     settings = record["settings"]
-    return f"rate {settings['rate_point']}" if "rate_point" in settings else str(settings.get("preset", ""))
+    return str(settings["rate_point"]) if "rate_point" in settings else str(settings.get("preset", ""))
+
+
+TINY_MODEL_NAME = "S2VC (small CPU demo model)"
+
+
+def s2vc_name(results: dict, conditions: dict) -> str:
+    """What slide media call S2VC: the bundled model says it is the small CPU demonstration one; another model
+    is named after its checkpoint; plain "S2VC" when the run says neither."""
+    if any(r["codec"] == "s2vc" and "preset=tiny" in str(r.get("version", "")) for r in results["records"]):
+        return TINY_MODEL_NAME
+    checkpoint = conditions.get("model checkpoint")
+    return f"S2VC ({checkpoint})" if checkpoint and not str(checkpoint).startswith("bundled") else "S2VC"
+
+
+def display_key(record: dict, s2vc: str = "S2VC") -> str:
+    """A record's key with S2VC named `s2vc` (slide media name the model; the page keeps "S2VC")."""
+    key = record["key"]
+    return s2vc + key[len("S2VC"):] if record["codec"] == "s2vc" and key.startswith("S2VC") else key
+
+
+PLAIN_NAMES = {"psnr_rgb": "PSNR (RGB)", "psnr_yuv611": "PSNR (YUV 6:1:1)", "ssim_rgb": "SSIM", "ms_ssim_rgb":
+               "MS-SSIM", "lpips_alex": "LPIPS", "st_lpips_alex": "ST-LPIPS", "dists": "DISTS", "vmaf": "VMAF",
+               "flolpips_alex_hs": "FloLPIPS", "flo_st_lpips_alex_hs": "FloLPIPS (ST-LPIPS)"}
+
+
+def plain_name(metric: str, variant: str = "") -> str:
+    """A metric's name for an audience ("ST-LPIPS"); the exact variant goes in a note. Metrics not listed in
+    `PLAIN_NAMES` are named by their variant's first words, else by their registry name."""
+    if metric in PLAIN_NAMES:
+        return PLAIN_NAMES[metric]
+    if metric.startswith("fid_patch"):
+        return "patch FID"
+    head = variant.split(" (")[0].split(":")[0].split(",")[0].strip()
+    return head if 0 < len(head) <= 24 else metric
+
+
+def direction(higher_is_better: bool) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def series_names(results: dict, s2vc: str = "S2VC") -> dict[str, str]:
+    """The legend name of each codec's curve, as the page names its results: "S2VC · q0", "HEVC (x265) · medium"
+    (the rate points or presets of its records, in order of first use)."""
+    names: dict[str, list[str]] = {}
+    labels: dict[str, str] = {}
+    for r in results["records"]:
+        labels.setdefault(r["codec"], s2vc if r["codec"] == "s2vc" else r["label"])
+        presets = names.setdefault(r["codec"], [])
+        if preset_of(r) and preset_of(r) not in presets:
+            presets.append(preset_of(r))
+    return {codec: " · ".join([labels[codec], ", ".join(p)] if p else [labels[codec]]) for codec, p in names.items()}
 
 
 def view(results: dict, records: list[dict]) -> dict:
@@ -124,24 +214,39 @@ def view(results: dict, records: list[dict]) -> dict:
     return {**results, "records": records}
 
 
-def rd_figure(results: dict, metric: str) -> Any:
+def rd_figure(results: dict, metric: str, s2vc: str = "S2VC") -> Any:
+    """The RD plot of `metric`: titled with its plain name and direction, the exact variant as a subtitle, the
+    curves named as the page names the results (`series_names`)."""
     from comparisons.plots import rd_figure as make
 
-    return _fit(make(results, metric))
+    fig = make(results, metric)
+    for trace, name in zip(fig.data, series_names(results, s2vc).values()):  # comparisons draws codecs in that order
+        trace.name = name
+    info = results["metrics"][metric]
+    plain = plain_name(metric, info["variant"])
+    unit = f" [{info['unit']}]" if info.get("unit") else ""
+    fig.update_layout(yaxis_title=f"{plain}{unit}", xaxis_title="bitrate [kbps] (real bitstream size)")
+    return _fit(fig, f"{plain}, {direction(info['higher_is_better'])}", f"{metric}: {info['variant']}")
 
 
 def per_frame_figure(results: dict, metric: str) -> Any:
     from comparisons.plots import per_frame_figure as make
 
-    return _fit(make(results, metric))
+    info = results["metrics"][metric]
+    plain = plain_name(metric, info["variant"])
+    fig = make(results, metric).update_layout(yaxis_title=plain)
+    return _fit(fig, f"{plain} per frame, {direction(info['higher_is_better'])}", f"{metric}: {info['variant']}")
 
 
-def _fit(fig: Any) -> Any:
-    """Let the page size the figure (comparisons draws them at a fixed size for files); the title, which names the
-    metric's exact variant, is wrapped so that a half-page-wide plot shows all of it."""
-    title = wrap_title(fig.layout.title.text or "", 70)
-    return fig.update_layout(title_text=title, width=None, height=380 + 16 * title.count("<br>"),
-                             margin={"l": 60, "r": 20, "t": 50 + 16 * title.count("<br>"), "b": 40})
+def _fit(fig: Any, title: str, subtitle: str) -> Any:
+    """Let the page size the figure (comparisons draws them at a fixed size for files): the plain title, and the
+    exact variant as a small subtitle wrapped so that a half-page-wide plot shows all of it."""
+    note = wrap_title(subtitle, 90)
+    lines = note.count("<br>")
+    return fig.update_layout(title={"text": title, "font": {"size": 16}, "subtitle": {"text": note,
+                                                                                      "font": {"size": 10}}},
+                             width=None, height=390 + 12 * lines, margin={"l": 60, "r": 20, "t": 70 + 12 * lines,
+                                                                          "b": 40})
 
 
 def wrap_title(text: str, width: int) -> str:
@@ -150,15 +255,17 @@ def wrap_title(text: str, width: int) -> str:
 
 
 def slide_figure(fig: Any) -> Any:
-    """A copy of a page figure laid out for a 1920x1080 slide: large text, the whole title, legend underneath."""
+    """A copy of a page figure laid out for a 1920x1080 slide: large title and text, the variant as a subtitle
+    that fits the width, legend underneath."""
     import plotly.graph_objects as go
 
-    title = wrap_title(fig.layout.title.text or "", 90)
-    lines = title.count("<br>") + 1
+    note = wrap_title(fig.layout.title.subtitle.text or "", 120)
+    lines = note.count("<br>") + 1
     return go.Figure(fig).update_layout(
-        title_text=title, title_font_size=30, font_size=26, width=None, height=None,
-        margin={"l": 120, "r": 60, "t": 60 + 40 * lines, "b": 120}, legend={"orientation": "h", "y": -0.15},
-        xaxis_title_font_size=28, yaxis_title_font_size=28).update_traces(marker_size=16, line_width=4)
+        title={"text": fig.layout.title.text, "font": {"size": 40}, "subtitle": {"text": note, "font": {"size": 20}}},
+        font_size=26, width=None, height=None, margin={"l": 130, "r": 60, "t": 90 + 26 * lines, "b": 140},
+        legend={"orientation": "h", "y": -0.14}, xaxis_title_font_size=28,
+        yaxis_title_font_size=28).update_traces(marker_size=16, line_width=4)
 
 
 def bd_table(results: dict, anchor: str) -> pd.DataFrame:
@@ -176,16 +283,30 @@ def bd_table(results: dict, anchor: str) -> pd.DataFrame:
     return table
 
 
-def save(results: dict, out_dir: Path) -> tuple[list[Path], str | None]:
-    """results.json, results.csv, per_frame.csv and the RD figures (HTML, PNG); returns the files and a PNG error."""
-    from comparisons.plots import save_figures
+def save(results: dict, out_dir: Path, figures: dict[str, Any]) -> tuple[list[Path], str | None]:
+    """results.json, results.csv, per_frame.csv and the page's RD `figures` (HTML, and PNG); the HTML figures load
+    `plotly.min.js` from beside them (one copy, written there), so that they open offline. Returns the files and why
+    PNG export failed (None if it did not)."""
     from comparisons.results import save_results, write_csv
 
     clean = view(results, [{k: v for k, v in r.items() if k not in APP_KEYS}
                            | {"bitstream": _relative(r["bitstream"], out_dir)} for r in results["records"]])
     files = [save_results(clean, Path(out_dir) / "results.json"), *write_csv(clean, out_dir)]
-    figures, png_error = save_figures(clean, Path(out_dir) / "figures")
-    return files + figures, png_error
+    folder = Path(out_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    png_error = None
+    for metric, figure in figures.items():
+        figure.write_html(folder / f"rd_{metric}.html", include_plotlyjs="directory")
+        files.append(folder / f"rd_{metric}.html")
+        if png_error is None:
+            try:
+                figure.write_image(folder / f"rd_{metric}.png", width=960, height=600, scale=2)
+                files.append(folder / f"rd_{metric}.png")
+            except Exception as exc:  # kaleido missing or unable to render: keep the HTML figures
+                png_error = f"PNG export failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    if figures:
+        files.append(folder / "plotly.min.js")  # written by the first write_html
+    return files, png_error
 
 
 def _relative(path: str, root: Path) -> str:

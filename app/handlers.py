@@ -148,7 +148,7 @@ class Done:
 
 @dataclass(frozen=True)
 class Work:
-    """What every step of a run needs: the clip, the codecs and where the files go."""
+    """What every step of a run needs: the clip, the codecs, where the files go, and the event that stops it."""
 
     frames: np.ndarray
     fps: float
@@ -157,6 +157,7 @@ class Work:
     primary_kbps: float
     codecs: dict[str, Any]
     labels: dict[str, str]
+    stop: threading.Event
 
 
 def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], metrics: list[str],
@@ -177,13 +178,20 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
     frames = np.array(load_frames(clip["frames"]))  # a writable copy in memory
     results = engine.new_results(clip, frames, rates, metrics)
     state: dict[str, Any] = {"dir": str(out), "results": results, "messages": [], "primary_kbps": rates[0],
-                             "clip": clip, "conditions": run_conditions(clip, slot), "done": False}
+                             "clip": clip, "conditions": run_conditions(clip, slot), "done": False,
+                             "activity": "starting", "steps": "0 steps done"}
     model = None
+    stop = threading.Event()
     if "s2vc" in codecs:
-        progress(0.0, "loading the S2VC model (once per server)")
+        if not slot.loaded:
+            state["activity"] = "loading the S2VC model (once per server)"
+            progress(0.0, state["activity"])
+            yield _snapshot(state)  # the page shows this at once, not after the first result
         model = slot.get()
         if model is None:
             results["unavailable"]["codecs"]["s2vc"] = f"S2VC model not available: {slot.error}"
+        else:
+            model = engine.StoppableModel(model, stop)
         state["conditions"]["model"] = model_markdown(slot).replace("**", "")
     choices = {c.name: c for c in engine.codec_choices()}
     for name in codecs:
@@ -192,7 +200,8 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
     state["messages"] += list(results["unavailable"]["codecs"].values())
     instances = {c: engine.make_codec(c, presets.get(c, ""), model) for c in codecs
                  if c not in results["unavailable"]["codecs"]}
-    work = Work(frames, clip["fps"], out, metrics, rates[0], instances, {c: choices[c].label for c in instances})
+    work = Work(frames, clip["fps"], out, metrics, rates[0], instances, {c: choices[c].label for c in instances},
+                stop)
     order = [Job(kbps, codec) for kbps in rates for codec in instances]
     if "s2vc" in instances and len(instances) > 1:
         state["conditions"]["timing"] = ("S2VC and the baselines were coded at the same time on the shared CPU "
@@ -219,21 +228,23 @@ def match_s2vc(state: dict, session_path: Path, progress: Progress = _no_progres
     labels = {c: r["label"] for c, r in baselines.items()}
     codecs = {c: engine.make_codec(c, str(r["settings"].get("preset", ""))) for c, r in baselines.items()}
     frames = np.array(load_frames(state["clip"]["frames"]))
-    work = Work(frames, state["clip"]["fps"], Path(state["dir"]), list(results["metrics"]), kbps, codecs, labels)
+    work = Work(frames, state["clip"]["fps"], Path(state["dir"]), list(results["metrics"]), kbps, codecs, labels,
+                threading.Event())
     yield from _stream(new, work, [Job(kbps, c) for c in codecs], session_path, progress)
 
 
 def _stream(state: dict, work: Work, order: list[Job], session_path: Path, progress: Progress) -> Iterator[dict]:
     """Run the jobs in their lanes, putting each finished step into `state` (after the records it already has) and
-    yielding a snapshot; stops, and leaves nothing, when the browser session closes."""
+    yielding a snapshot after every step started or finished (`activity` says what runs, `steps` how far it is);
+    stops, and leaves nothing, when the browser session closes: the work in flight ends at its next frame (S2VC)
+    or encode (the baselines)."""
     shown: dict[Job, dict] = {}
     kept = list(state["results"]["records"])
     running: dict[str, str] = {}
     steps = len(order) + sum(job.codec == "s2vc" for job in order)  # encodes, then S2VC's decoder checks
     finished = 0
-    stop = threading.Event()
-    session.watch(session_path, stop)  # a closed tab stops the run; what it was still writing goes too
-    lanes = run_lanes(_lanes(work, order), stop, functools.partial(session.discard_if_closed, session_path))
+    session.watch(session_path, work.stop)  # a closed tab stops the run; what it was still writing goes too
+    lanes = run_lanes(_lanes(work, order), work.stop, functools.partial(session.discard_if_closed, session_path))
     with contextlib.closing(lanes) as events:
         for event in events:
             if session.is_closed(session_path):
@@ -246,10 +257,11 @@ def _stream(state: dict, work: Work, order: list[Job], session_path: Path, progr
                 failed_s2vc = event.record is None and event.job.codec == "s2vc"
                 finished += 2 if failed_s2vc else 1  # a failed S2VC encode has no decoder check to wait for
                 _apply(state, shown, kept, order, event, work.labels[event.job.codec])
-            progress(finished / steps, " · ".join(running.values()) or "finishing")
-            if isinstance(event, Done):
-                yield _snapshot(state)
-    state["done"] = True
+            state["activity"] = " · ".join(running.values()) or "finishing"
+            state["steps"] = f"{finished} of {steps} steps done"
+            progress(finished / steps, state["activity"])
+            yield _snapshot(state)
+    state |= {"done": True, "activity": "done", "steps": f"{steps} of {steps} steps done"}
     progress(1.0, "done")
     yield _snapshot(state)
 
@@ -274,6 +286,8 @@ def _s2vc_lane(work: Work, jobs: list[Job], post: Post, stop: threading.Event) -
             return
         post(Step(job, "rate point choice, encoding, metrics"))
         done, result = _encode(work, job)
+        if stop.is_set():  # the page closed during the encode: nothing more is measured or posted
+            return
         post(done)
         if result is not None:
             encoded.append((job, done.record, result))
@@ -293,7 +307,9 @@ def _baseline_lane(work: Work, jobs: list[Job], yield_cpu: bool, post: Post,
         if stop.is_set():
             return
         post(Step(job, "encoding (rate search), decoding, metrics"))
-        post(_encode(work, job)[0])
+        done = _encode(work, job)[0]
+        if not stop.is_set():
+            post(done)
 
 
 def _encode(work: Work, job: Job) -> tuple[Done, Any]:
@@ -301,7 +317,7 @@ def _encode(work: Work, job: Job) -> tuple[Done, Any]:
     A failing encoder gives an error (the other encodes go on) and no EncodeResult."""
     try:
         record, result = engine.encode_and_measure(work.codecs[job.codec], work.frames, work.fps, job.kbps,
-                                                   work.out / "bitstreams", work.metrics)
+                                                   work.out / "bitstreams", work.metrics, work.stop)
     except Exception as exc:  # one failing encoder must not stop the others
         return Done(job, None, str(exc)), None
     record["key"] = engine.record_key(record)
@@ -349,7 +365,8 @@ def run_conditions(clip: dict, slot: ModelSlot) -> dict:
     """What the app adds to comparisons' test conditions: clip preparation, machine, model device."""
     return {"clip": f"{clip['name']}, {clip['width']}x{clip['height']}, {clip['count']} frames from frame "
                     f"{clip['start']} at {clip['fps']:g} fps", "preparation": "; ".join(clip["notes"]) or "none",
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device}
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "model device": slot.device,
+            "model checkpoint": Path(slot.checkpoint).name if slot.checkpoint else "bundled default (assets/models)"}
 
 
 def saved_run_names(path: str | Path) -> list[str]:
@@ -421,7 +438,7 @@ def can_match(state: dict | None) -> bool:
 
 def tile_label(record: dict) -> str:
     """A player's label: "codec · preset · kbps", flagged when S2VC missed its target."""
-    flag = f" ⚠️ target {record['target_kbps']:g} kbps not reachable" if off_target(record) else ""
+    flag = f" ⚠️ target was {record['target_kbps']:g}" if off_target(record) else ""
     return record["key"] + flag
 
 
@@ -475,9 +492,27 @@ def metrics_in(state: dict | None) -> list[str]:
     return [m for m in state["results"]["metrics"] if any(m in r["metrics"] for r in done)] if done else []
 
 
-def rd_figures(state: dict | None) -> dict[str, Any]:
-    """One rate-distortion(-perception) figure per measured metric."""
-    return {metric: engine.rd_figure(state["results"], metric) for metric in metrics_in(state)}
+def rd_figures(state: dict | None, s2vc: str = "S2VC") -> dict[str, Any]:
+    """One rate-distortion(-perception) figure per measured metric (S2VC's curve named `s2vc`)."""
+    return {metric: engine.rd_figure(state["results"], metric, s2vc) for metric in metrics_in(state)}
+
+
+def s2vc_name(state: dict) -> str:
+    """What slide media call S2VC (the small CPU demonstration model, or the checkpoint's name)."""
+    return engine.s2vc_name(state["results"], state.get("conditions", {}))
+
+
+def run_settings(state: dict) -> dict[str, Any]:
+    """The settings a run was made with, to put back on the page when it is opened again: the target (the run's
+    first), the sweep's other targets, the codecs, their presets and the metrics."""
+    results = state["results"]
+    targets = list(results["test_conditions"]["targets_kbps"]) or [state["primary_kbps"]]
+    matched = state["primary_kbps"] if state["primary_kbps"] != targets[0] else None  # "at S2VC's real bitrate"
+    codecs = list(dict.fromkeys([r["codec"] for r in results["records"]] + [f["codec"] for f in results["failures"]]))
+    presets = {r["codec"]: str(r["settings"]["preset"]) for r in results["records"]
+               if r["codec"] != "s2vc" and "preset" in r["settings"]}
+    return {"kbps": targets[0], "sweep": [k for k in targets[1:] if k != matched], "codecs": codecs,
+            "presets": presets, "metrics": list(results["metrics"])}
 
 
 def per_frame_figure(state: dict | None, metric: str | None) -> Any:
@@ -580,7 +615,7 @@ def export_files(state: dict | None) -> dict[str, Any]:
                                                    out / "decoded" / f"{Path(r['bitstream']).stem}.mkv")
         previews[r["key"]] = _copy_into(Path(r["preview"]), out / "previews")
     files += decoded.values()
-    saved, png_error = engine.save(state["results"], out)
+    saved, png_error = engine.save(state["results"], out, rd_figures(state))
     files += saved
     report_path = report.write_report(state, rd_figures(state), results_table(state), bd_table(state),
                                       out / "report.html")
@@ -618,6 +653,7 @@ def model_markdown(slot: ModelSlot) -> str:
     if not slot.loaded:
         return f"**S2VC model:** {info['checkpoint']} on {info['device']} — {info['status']}."
     rates = info.get("rate_names") or info.get("rates") or "?"
+    rates = ", ".join(map(str, rates)) if isinstance(rates, (list, tuple)) else rates
     parts = [f"preset **{info.get('preset', '?')}**", f"rate points {rates}", f"device **{info.get('device')}**",
              f"precision **{info.get('precision', '?')}**"]
     params = info.get("parameters")

@@ -109,7 +109,8 @@ def _read(path: Path, raw_size: tuple[int, int] | None, raw_fps: float | None, s
         fits = next((name for name, f in DOWNSCALES.items()
                      if f > factor and (info.width // f) * (info.height // f) <= limits.max_pixels), FIT)
         raise InputError(f"{info.width}x{info.height} is {info.width * info.height:,} pixels per frame{scaled}; "
-                         f"the limit is {limits.max_pixels:,}. Choose the downscale \"{fits}\".")
+                         f"the limit is {limits.max_pixels:,}. Choose the downscale \"{fits}\", then press "
+                         "\"Load clip\".")
     if info.frames is not None and info.frames <= start:
         raise InputError(f"{path.name} has {info.frames} frames; start frame {start} is past its end.")
     try:

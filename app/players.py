@@ -13,25 +13,46 @@ import numpy as np
 
 PREVIEW_CRF = 12
 
-# Installed once in the page head: every <video> inside #s2vc-players follows the one the user drives.
+# Installed once in the page head. Every <video> inside #s2vc-players follows a leader: the player the user last
+# touched (or the first). Ten times a second each follower takes the leader's play/pause state and rate, and its
+# drift (on the loop's circle: 0.98 s and 0.01 s of a 1 s clip are 0.03 s apart) is taken out: by a seek when it is
+# paused or more than half a second off, else by running up to 30% faster or slower until it is in step. Players
+# that loop on their own and answer each other's events drift apart under load; this converges instead.
 SYNC_JS = """
 <script>
 (() => {
-  let busy = false;
+  let leader = null;
   const group = () => Array.from(document.querySelectorAll('#s2vc-players video'));
-  const follow = (src, fn) => { if (busy) return; busy = true;
-    try { group().forEach(v => { if (v !== src) fn(v); }); } finally { busy = false; } };
+  const drift = (v, l) => {
+    const d = v.currentTime - l.currentTime, span = l.duration;
+    return isFinite(span) && span > 0 ? ((d % span) + 1.5 * span) % span - span / 2 : d;
+  };
   const hook = (v) => {
     if (v.dataset.s2vcSync) return; v.dataset.s2vcSync = '1'; v.loop = true; v.muted = true;
-    v.addEventListener('play', () => follow(v, o => { o.currentTime = v.currentTime; o.play().catch(() => {}); }));
-    v.addEventListener('pause', () => follow(v, o => o.pause()));
-    v.addEventListener('seeked', () => follow(v, o => {
-      if (Math.abs(o.currentTime - v.currentTime) > 0.02) o.currentTime = v.currentTime; }));
-    v.addEventListener('ratechange', () => follow(v, o => { o.playbackRate = v.playbackRate; }));
+    ['pointerdown', 'keydown'].forEach(e => v.addEventListener(e, () => { leader = v; }, true));
   };
-  new MutationObserver(() => group().forEach(hook)).observe(document.documentElement, {childList: true, subtree: true});
+  const tick = () => {
+    const g = group(); g.forEach(hook);
+    const l = g.includes(leader) ? leader : g[0];
+    if (!l || l.readyState < 2 || l.seeking) return;
+    g.forEach(v => {
+      if (v === l || v.readyState < 2 || v.seeking) return;
+      if (l.paused !== v.paused) { if (l.paused) v.pause(); else v.play().catch(() => {}); }
+      const d = drift(v, l);
+      if (l.paused || Math.abs(d) > 0.5) {
+        if (Math.abs(d) > 0.01) v.currentTime = l.currentTime;
+        v.playbackRate = l.playbackRate;
+      } else {
+        v.playbackRate = l.playbackRate * (1 - Math.max(-0.3, Math.min(0.3, 2 * d)));
+      }
+    });
+  };
+  setInterval(tick, 100);
+  window.s2vcDrift = () => { const g = group(), l = g.includes(leader) ? leader : g[0];
+    return l ? Math.max(0, ...g.map(v => Math.abs(drift(v, l)))) : 0; };
   window.s2vcPlayAll = () => {
-    const g = group(); g.forEach(v => { v.currentTime = 0; }); g.forEach(v => v.play().catch(() => {})); };
+    const g = group(); leader = g[0] || null; g.forEach(v => { v.currentTime = 0; });
+    g.forEach(v => v.play().catch(() => {})); };
 })();
 </script>
 """

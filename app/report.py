@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 .frames{display:grid;gap:8px}.frames figure{margin:0}
 .frames img{width:100%;image-rendering:pixelated}
-figcaption{font-size:12px;text-align:center}.plots{display:grid;grid-template-columns:1fr 1fr;gap:8px}
+figcaption{font-size:12px;text-align:center}.note{border-left:4px solid #e0a000;padding-left:8px}.plots{display:grid;grid-template-columns:1fr 1fr;gap:8px}
 """
 
 
@@ -33,8 +34,8 @@ def write_report(state: dict, figures: dict[str, Any], table: pd.DataFrame, bd: 
     original = load_frames(clip["frames"])
     note = demo_model_note(state)
     parts = [f"<h1>S2VC Studio — {html.escape(clip['name'])}</h1>",
-             f"<p>{html.escape(_plain(clip['description']))}</p>",
-             f"<p><b>{html.escape(_plain(note))}</b></p>" if note else "",
+             f"<p>{inline_markdown(clip['description'])}</p>",
+             f"<p class='note'>{inline_markdown(note)}</p>" if note else "",
              "<h2>Results</h2>", table.to_html(index=False, na_rep="–"),
              "<h2>BD-rates against x265</h2>", bd.to_html(index=False, na_rep="–"),
              "<h2>Rate–distortion–perception</h2><div class='plots'>"]
@@ -74,5 +75,8 @@ def _figure(image: np.ndarray, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def _plain(markdown: str) -> str:
-    return markdown.replace("**", "").replace("\n- ", "; ")
+def inline_markdown(text: str) -> str:
+    """The page's short Markdown (bold, code, list items) as HTML: no raw `**` or backticks in the report."""
+    escaped = html.escape(text.replace("\n- ", "; "), quote=False)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)

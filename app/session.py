@@ -2,7 +2,8 @@
 
 A closed session (its tab closed, or its state expired) stays closed: its runs are told to stop, and whatever a
 run was still writing is removed once that run has stopped (`discard_if_closed`). Files Gradio keeps for a session
-outside its folder (uploads) are listed in the folder's `UPLOADS` file and removed with it.
+outside its folder (uploads) are listed in the folder's `UPLOADS` file and removed with it, unless another
+session lists the same file: Gradio keeps one copy of identical uploads, so two tabs may share one.
 """
 from __future__ import annotations
 
@@ -44,24 +45,41 @@ def run_dir(session: Path, name: str) -> Path:
 
 
 def remove(path: str | Path | None) -> None:
-    """Delete a session folder and the uploads it lists."""
+    """Delete a session folder and the uploads it alone lists (one another session lists too stays)."""
     if not path:
         return
-    uploads = Path(path) / UPLOADS
-    cache = Path(path).resolve().parent.parent  # the app's temp root, Gradio's cache: nothing outside it goes
-    if uploads.is_file():
-        for upload in map(Path, uploads.read_text(encoding="utf-8").splitlines()):
-            if upload.is_relative_to(cache):
+    folder = Path(path).resolve()
+    cache = folder.parent.parent  # the app's temp root, Gradio's cache: nothing outside it goes
+    with _lock:  # no other session notes an upload between the check and the deletion
+        shared = uploads_of_others(folder)
+        for upload in _uploads(folder):
+            if upload.is_relative_to(cache) and str(upload) not in shared:
                 upload.unlink(missing_ok=True)
                 with contextlib.suppress(OSError):  # Gradio keeps each upload in a folder of its own
                     upload.parent.rmdir()
-    shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _uploads(folder: Path) -> list[Path]:
+    """The uploads a session folder lists."""
+    listed = folder / UPLOADS
+    return [Path(line) for line in listed.read_text(encoding="utf-8").splitlines()] if listed.is_file() else []
+
+
+def uploads_of_others(folder: Path) -> set[str]:
+    """The uploads listed by the other session folders beside `folder`."""
+    return {str(upload) for other in folder.parent.glob(f"*/{UPLOADS}") if other.parent != folder
+            for upload in _uploads(other.parent)}
 
 
 def note_upload(session: Path, upload: str | Path) -> None:
-    """Remember a file Gradio stored for this session elsewhere, so that it goes with the session."""
-    with open(Path(session) / UPLOADS, "a", encoding="utf-8") as f:
-        f.write(f"{Path(upload).resolve()}\n")
+    """Remember a file Gradio stored for this session elsewhere, so that it goes with the session (once no other
+    session lists it)."""
+    upload = Path(upload).resolve()
+    with _lock:
+        if upload not in _uploads(Path(session)):
+            with open(Path(session) / UPLOADS, "a", encoding="utf-8") as f:
+                f.write(f"{upload}\n")
 
 
 def close(path: str | Path | None) -> None:
@@ -107,7 +125,7 @@ def sweep(root: Path, max_age_s: float, now: float | None = None) -> list[Path]:
         return removed
     for path in Path(root).iterdir():
         if path.is_dir() and now - _last_touched(path) > max_age_s:
-            shutil.rmtree(path, ignore_errors=True)
+            remove(path)
             removed.append(path)
     return removed
 

@@ -14,7 +14,9 @@ from app.settings import CLIP_SUFFIXES, GPU_MEMORY_NOTE, Settings, sample_clips
 
 CODEC_SLOTS = 4
 CSS = ("#s2vc-players video{max-height:260px} .s2vc-error{color:#b00020} "
-       "#s2vc-model-note{border-left:4px solid #e0a000;padding-left:8px}")
+       "#s2vc-model-note{border-left:4px solid #e0a000;padding-left:8px} "
+       # a player's label sits above its picture (Gradio lays it over the picture, where a long one wraps over it)
+       "#s2vc-players [data-testid=block-label]{position:static;max-width:100%;white-space:normal}")
 
 
 def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
@@ -126,12 +128,17 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
             report_btn = gr.DownloadButton("HTML report", interactive=False)
         files = gr.File(label="result files", file_count="multiple", interactive=False)
         with gr.Accordion("Slides: media for a talk", open=False):
-            gr.Markdown("H.264 MP4s (play in PowerPoint, Keynote and browsers) of the clip shown, each tile labelled "
-                        "\"codec · preset · kbps\"; a PNG of the zoomed crop above (frame, centre and zoom as set "
-                        "there) with each codec's figures; the RD plots as PNG and SVG at 1920x1080.")
+            gr.Markdown("16:9 media of the clip shown: H.264 MP4s (play in PowerPoint, Keynote and browsers) with "
+                        "each tile labelled \"codec · preset · kbps\", a wipe video, a PNG of the zoomed crop above "
+                        "(frame, centre and zoom as set there) with the metrics chosen here, and the RD plots as PNG "
+                        "and SVG.")
             with gr.Row():
                 layout_box = gr.Radio(list(compose.LAYOUTS), value="grid", label="side-by-side layout")
+                size_box = gr.Radio(list(compose.RESOLUTIONS), value=slides.DEFAULT_SIZE, label="slide size",
+                                    elem_id="s2vc-slide-size")
                 wipe_box = gr.Dropdown([], label="wipe video: original | this codec")
+                crop_metrics = gr.CheckboxGroup([], label="crop figure: one or two metrics",
+                                                elem_id="s2vc-crop-metrics")
             slides_btn = gr.Button("Export slide media", interactive=False, elem_id="s2vc-slides-btn")
             slide_files = gr.File(label="slide media", file_count="multiple", interactive=False,
                                   elem_id="s2vc-slides")
@@ -181,6 +188,13 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     gr.update(value=None, interactive=False), gr.update(value=None, interactive=False), None,
                     gr.update(interactive=False), None]
 
+        def on_reset_for_run() -> list:
+            return [None, "Starting the run… (it waits here while another page's run is coding)",
+                    *on_reset()[2:]]
+
+        def on_reset_choices() -> tuple:  # before the baselines are coded again, whose old results leave the lists
+            return (gr.update(choices=[handlers.ORIGINAL], value=handlers.ORIGINAL),) * 2
+
         def on_run(data: dict, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
             clip, value, do_sweep, text, codecs, chosen = (
                 data[c] for c in (clip_state, kbps, sweep, sweep_text, codec_box, metric_box))
@@ -203,9 +217,13 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                                state)
 
         def _stream(runs: Iterator[dict], state: dict | None = None) -> Iterator[list]:
+            shown = None
             try:
-                for state in runs:
-                    yield [state, _status(state), *_results_view(state, metrics)]
+                for state in runs:  # a step that changed no result updates the status only
+                    view = _shown(state)
+                    yield [state, _status(state), *(_results_view(state, metrics) if view != shown
+                                                    else [gr.update()] * len(result_outputs))]
+                    shown = view
             except InputError as exc:
                 yield [state, _error(str(exc)), *_results_view(state, metrics)]
             except Exception as exc:  # the page gets the reason, never a stack trace
@@ -215,8 +233,9 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     progress: gr.Progress = gr.Progress()) -> list:
             names = handlers.saved_run_names(path) if path else []
             if len(names) > 1 and choice not in names:  # a suite: the user picks a run first
-                return [gr.update()] * len(clip_outputs) + [gr.update(), f"{len(names)} runs in this file: pick one."] \
-                    + [gr.update()] * len(result_outputs) + [gr.update(choices=names, value=None, visible=True)]
+                updates = [gr.update()] * len(opened)
+                updates[len(clip_outputs) + 1] = f"{len(names)} runs in this file: pick one."
+                return updates + [gr.update(choices=names, value=None, visible=True)]
             return _open(path, choice if len(names) > 1 else None, request, progress) + [
                 gr.update(visible=len(names) > 1)]
 
@@ -225,20 +244,30 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
 
         def _open(path: str | None, sequence: str | None, request: gr.Request, progress: gr.Progress) -> list:
             if not path:
-                return [gr.update()] * (len(clip_outputs) + 2 + len(result_outputs))
+                return [gr.update()] * len(opened)
             progress(0.1, desc="opening the saved run")
             if path != settings.open_path:  # an upload: it goes with the session
                 session.note_upload(session_of(request), path)
             try:
                 clip, state = handlers.open_run(path, session_of(request), sequence)
             except InputError as exc:
-                return [gr.update()] * len(clip_outputs) + [gr.update(), _error(f"Cannot open it: {exc}")] + \
-                    [gr.update()] * len(result_outputs)
+                updates = [gr.update()] * len(opened)
+                updates[len(clip_outputs) + 1] = _error(f"Cannot open it: {exc}")
+                return updates
             return [clip, clip["description"], clip["preview"], handlers.bpp_text(state["primary_kbps"], clip),
                     gr.update(maximum=clip["count"] - 1, value=0), state, _status(state),
-                    *_results_view(state, metrics)]
+                    *_results_view(state, metrics), *_settings_view(state)]
 
-        def on_finish(state, metric) -> list:
+        def _settings_view(state: dict) -> list:
+            """The run's settings back on the page (target, sweep, codecs, presets, metrics)."""
+            made = handlers.run_settings(state)
+            offered = {c.name: c for c in choices}
+            return [made["kbps"], bool(made["sweep"]), ", ".join(f"{k:g}" for k in made["sweep"]) or gr.update(),
+                    [c for c in made["codecs"] if c in offered], [m for m in made["metrics"] if m in metrics],
+                    *[gr.update(value=made["presets"][name]) if made["presets"].get(name) in offered[name].presets
+                      else gr.update() for name in preset_boxes]]
+
+        def on_finish(state, metric, chosen) -> list:
             try:
                 exports = handlers.export_files(state)
             except Exception as exc:  # results stay on the page even when files cannot be written
@@ -254,7 +283,15 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     gr.update(choices=choices_ab, value=handlers.ORIGINAL), gr.update(choices=choices_ab,
                                                                                        value=b_value),
                     handlers.per_frame_figure(state, metric), handlers.model_markdown(slot),
-                    gr.update(interactive=ready)]
+                    gr.update(interactive=ready), _crop_metric_choices(state, chosen)]
+
+        def _crop_metric_choices(state: dict | None, chosen: list[str] | None) -> Any:
+            """The run's measured metrics by plain name; the ticked ones stay ticked, else the first two."""
+            measured = handlers.metrics_in(state)
+            info = state["results"]["metrics"] if state else {}
+            kept = [m for m in chosen or [] if m in measured] or measured[:slides.CROP_METRICS]
+            return gr.update(choices=[(engine.plain_name(m, info[m]["variant"]), m) for m in measured],
+                             value=kept[:slides.CROP_METRICS])
 
         def on_view(clip, state, a, b, index, cx, cy, z, request: gr.Request) -> tuple:
             if not clip:
@@ -267,50 +304,59 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                                                               "crop_b": crop[1], "diff": diff})
             return (views["a"], views["b"]), (views["crop_a"], views["crop_b"]), views["diff"]
 
-        def on_slides(state, layout, wipe_key, index, cx, cy, z, progress: gr.Progress = gr.Progress()) -> Any:
+        def on_slides(state, layout, size, wipe_key, chosen, index, cx, cy, z,
+                      progress: gr.Progress = gr.Progress()) -> Any:
             if not handlers.player_records(state):
                 return None
+            if not 1 <= len(chosen or []) <= slides.CROP_METRICS:
+                raise gr.Error("Tick one or two metrics for the crop figure.")
             folder = Path(state["dir"]) / "slides"
             progress(0.1, desc="side-by-side video")
-            made = [slides.side_by_side(state, layout, folder / f"side_by_side_{layout}.mp4")]
+            made = [slides.side_by_side(state, layout, folder / f"side_by_side_{layout}.mp4", size)]
             key = wipe_key or handlers.player_records(state)[0]["key"]
             progress(0.4, desc="wipe video")
-            made.append(slides.wipe_video(state, key, folder / "wipe.mp4"))
-            made.append(slides.crop_figure(state, int(index), cx, cy, int(z), folder / f"crop_frame{int(index)}.png"))
+            made.append(slides.wipe_video(state, key, folder / "wipe.mp4", size))
+            made.append(slides.crop_figure(state, int(index), cx, cy, int(z), list(chosen),
+                                           folder / f"crop_frame{int(index)}.png", size))
             progress(0.7, desc="RD plots")
-            made += slides.rd_slides(state, folder)
+            made += slides.rd_slides(state, folder, size)
             return [str(p) for p in made]
 
-        finish_outputs = [status_md, zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md, slides_btn]
+        finish_outputs = [status_md, zip_btn, report_btn, files, a_box, b_box, per_frame_plot, model_md, slides_btn,
+                          crop_metrics]
+        finish_inputs = [run_state, per_frame_metric, crop_metrics]
         view_inputs = [clip_state, run_state, a_box, b_box, frame, center_x, center_y, zoom]
         view_outputs = [slider_full, slider_crop, diff_image]
-        opened = [*clip_outputs, run_state, status_md, *result_outputs]
+        run_settings = [kbps, sweep, sweep_text, codec_box, metric_box, *preset_boxes.values()]
+        opened = [*clip_outputs, run_state, status_md, *result_outputs, *run_settings]
         load = demo.load(on_load, None, [session_state, model_md])
-        if settings.open_path:
-            load = load.then(on_open_initial, None, opened, show_progress_on=[status_md]).then(
-                on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
-        load.then(load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
+        if settings.open_path:  # the model loads when a run needs it, not to show a saved one
+            load.then(on_open_initial, None, opened, show_progress_on=[status_md]).then(
+                on_finish, finish_inputs, finish_outputs).then(on_view, view_inputs, view_outputs)
+        else:
+            load.then(load_model, None, model_md, concurrency_limit=settings.concurrency, concurrency_id="codec")
         demo.unload(on_unload)
         gr.on([load_btn.click, upload.upload, upload.clear, sample.change], on_clip,
               clip_inputs + [kbps, clip_state], clip_outputs, show_progress_on=[clip_md], trigger_mode="always_last")
         kbps.change(handlers.bpp_text, [kbps, clip_state], bpp_md)
         gr.on([open_file.upload, open_choice.input], on_reset, None, [run_state, status_md, *cleared]).then(
             on_open, [open_file, open_choice], [*opened, open_choice], show_progress_on=[status_md]).then(
-            on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
+            on_finish, finish_inputs, finish_outputs).then(on_view, view_inputs, view_outputs)
         run_btn.click(on_clip_for_run, clip_inputs + [kbps, clip_state], clip_outputs).then(
-            on_reset, None, [run_state, status_md, *cleared]).then(
+            on_reset_for_run, None, [run_state, status_md, *cleared]).then(
             on_run, {clip_state, kbps, sweep, sweep_text, codec_box, metric_box, *preset_boxes.values()},
             [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
-            concurrency_id="codec", show_progress_on=[status_md]).then(
-            on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
-        match_btn.click(on_match, run_state, [run_state, status_md, *result_outputs],
-                        concurrency_limit=settings.concurrency, concurrency_id="codec",
-                        show_progress_on=[status_md]).then(
-            on_finish, [run_state, per_frame_metric], finish_outputs).then(on_view, view_inputs, view_outputs)
+            concurrency_id="codec", show_progress="minimal", show_progress_on=[status_md]).then(
+            on_finish, finish_inputs, finish_outputs).then(on_view, view_inputs, view_outputs)
+        match_btn.click(on_reset_choices, None, [a_box, b_box]).then(
+            on_match, run_state, [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
+            concurrency_id="codec", show_progress="minimal", show_progress_on=[status_md]).then(
+            on_finish, finish_inputs, finish_outputs).then(on_view, view_inputs, view_outputs)
         gr.on([a_box.change, b_box.change, frame.change, zoom.change, center_x.release, center_y.release],
               on_view, view_inputs, view_outputs, trigger_mode="always_last")
         per_frame_metric.change(handlers.per_frame_figure, [run_state, per_frame_metric], per_frame_plot)
-        slides_btn.click(on_slides, [run_state, layout_box, wipe_box, frame, center_x, center_y, zoom], slide_files,
+        slides_btn.click(on_slides, [run_state, layout_box, size_box, wipe_box, crop_metrics, frame, center_x,
+                                     center_y, zoom], slide_files,
                          concurrency_limit=settings.concurrency, concurrency_id="codec")
         play_btn.click(None, js=players.PLAY_ALL_JS)
     return demo
@@ -320,9 +366,16 @@ def _error(message: str) -> str:
     return f"<span class='s2vc-error'>⚠️ {message}</span>"
 
 
+def _shown(state: dict) -> tuple:
+    """What the result views show of a run state: a step that changes none of it needs no new views."""
+    return state["done"], tuple((r["key"], r.get("decoder_check")) for r in handlers.records(state))
+
+
 def _status(state: dict) -> str:
     done = "Done." if state["done"] else "Running…"
     lines = [f"{done} {len(handlers.records(state))} result(s)."]
+    if not state["done"] and state.get("activity"):  # the run's progress, in the text (no bar over it)
+        lines[0] += f" {state['steps']}; now: {state['activity']}."
     if state.get("conditions", {}).get("opened from"):
         lines[0] = f"Opened {state['conditions']['opened from']}: {len(handlers.records(state))} result(s)."
     if any(r.get("decoder_check") == "pending" for r in handlers.records(state)) and not state["done"]:
@@ -351,7 +404,8 @@ def _results_view(state: dict | None, metrics: list[str]) -> list[Any]:
                                                                                               visible=False)
                     for m in metrics]
     keys = [r["key"] for r in records]
-    return [*video_updates, gr.update(choices=choices_ab), gr.update(choices=choices_ab), *plot_updates,
+    ab_update = gr.update(choices=choices_ab) if state else gr.update(choices=choices_ab, value=handlers.ORIGINAL)
+    return [*video_updates, ab_update, ab_update, *plot_updates,
             handlers.results_table(state), handlers.bd_table(state), handlers.conditions_markdown(state),
             handlers.demo_model_note(state), gr.update(visible=handlers.can_match(state)),
             gr.update(choices=keys, value=next((k for k in keys if k.startswith("S2VC")), keys[0] if keys else None))]

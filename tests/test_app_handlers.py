@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import threading
 import time
+import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -50,10 +54,15 @@ class FakeS2VC:
     def estimate_kbps(self, frames: np.ndarray, rate: int, fps: float, max_frames: int | None = None) -> float:
         return 200 * (rate + 1) * 8 * fps / len(frames) / 1000
 
-    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float) -> list[FrameResult]:
+    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float, on_frame=None) -> list[FrameResult]:
         self.frames = np.asarray(frames) // 2 * 2
+        results = []
+        for t, frame in enumerate(self.frames):  # frame by frame, as the model reports them
+            results.append(FrameResult(t, "P", frame, 1600.0 * (rate + 1) / len(frames)))
+            if on_frame is not None:
+                on_frame(results[-1])
         Path(path).write_bytes(bytes(200 * (rate + 1)))
-        return [FrameResult(t, "P", frame, 1600.0 * (rate + 1) / len(frames)) for t, frame in enumerate(self.frames)]
+        return results
 
     def decompress(self, source: Path) -> tuple[np.ndarray, float]:
         return self.frames.copy(), 25.0
@@ -178,7 +187,8 @@ def test_model_slot_loads_once_and_reports_failures(monkeypatch: pytest.MonkeyPa
     assert "not loaded yet" in handlers.model_markdown(slot)
     assert slot.get() is fake and slot.get() is fake and slot.calls == ["cpu"]
     text = handlers.model_markdown(slot)
-    assert "fake" in text and "q0" in text and "cpu" in text and "fp32" in text and "1.2 M parameters" in text
+    assert "fake" in text and "rate points q0, q1, q2, q3," in text and "[" not in text  # no Python list
+    assert "cpu" in text and "fp32" in text and "1.2 M parameters" in text
     broken = _slot(None, monkeypatch)
     assert broken.get() is None and broken.get() is None and broken.calls == ["cpu"]
     assert "S2VC model not available" in handlers.model_markdown(broken) and "no checkpoint" in broken.error
@@ -195,8 +205,12 @@ def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkey
     seen = []
     states = list(handlers.run_comparison(clip, [200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, METRICS, folder,
                                           slot, lambda f, d: seen.append((f, d))))
-    counts = [len(handlers.records(s)) for s in states]  # S2VC, x265 (either first), S2VC's decoder check, done
-    assert len(counts) == 4 and counts[0] == 1 and counts[-2:] == [2, 2] and states[-1]["done"]
+    first = states[0]  # shown at once, before the model loads: the page never waits without a word
+    assert handlers.records(first) == [] and first["activity"] == "loading the S2VC model (once per server)"
+    counts = [len(handlers.records(s)) for s in states]  # a snapshot for every step started or finished
+    assert sorted(set(counts)) == [0, 1, 2] and counts == sorted(counts) and states[-1]["done"]
+    assert any("HEVC (x265) @ 200 kbps: encoding" in s["activity"] for s in states[1:])
+    assert [s["steps"] for s in states[-2:]] == ["3 of 3 steps done"] * 2 and states[-1]["activity"] == "done"
     assert seen[-1] == (1.0, "done") and any("x265" in d for _, d in seen)
     assert any("S2VC @ 200 kbps: decoder check" in d for _, d in seen)
     shown = next(s for s in states if "S2VC" in list(handlers.results_table(s)["codec"]))
@@ -204,7 +218,7 @@ def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkey
     assert (pending["decode s"], pending["decoder check"]) == ("check pending", "pending")  # no made-up time
     state = states[-1]
     s2vc, x265 = handlers.records(state)  # in the run's order, whichever finished first
-    assert s2vc["codec"] == "s2vc" and s2vc["bits"] == 800 * 8 and engine.preset_of(s2vc) == "rate q3"
+    assert s2vc["codec"] == "s2vc" and s2vc["bits"] == 800 * 8 and engine.preset_of(s2vc) == "q3"
     assert s2vc["decoder_check"] == "bit-exact" and s2vc["decode_seconds"] >= 0 and x265["decoder_check"] is None
     assert list(handlers.results_table(state)["decoder check"]) == ["bit-exact", "–"]
     assert engine.preset_of(x265) == "ultrafast" and x265["kbps"] > 0 and Path(x265["bitstream"]).stat().st_size > 0
@@ -228,6 +242,10 @@ def test_run_streams_results_and_exports(clip_file: Path, tmp_path: Path, monkey
     report = Path(exports["report"]).read_text()
     assert "S2VC" in report and "data:image/png;base64" in report and "plotly" in report.lower()
     assert Path(exports["zip"]).stat().st_size > 0
+    figure = Path(state["dir"], "figures", "rd_psnr_rgb.html").read_text()  # opens offline: plotly.js beside it
+    assert re.findall(r"<script[^>]*\bsrc=[^>]*>", figure) == ['<script charset="utf-8" src="plotly.min.js">']
+    assert "Plotly.newPlot" in figure and "figures/plotly.min.js" in zipfile.ZipFile(exports["zip"]).namelist()
+    assert Path(state["dir"], "figures", "plotly.min.js").stat().st_size > 1_000_000
 
 
 def test_run_without_model_still_runs_baselines(clip_file: Path, tmp_path: Path,
@@ -312,14 +330,37 @@ def test_cli_reads_environment_then_arguments(monkeypatch: pytest.MonkeyPatch) -
     assert settings.checkpoint == "/other" and (args.host, args.port) == ("0.0.0.0", 9000)
 
 
-def test_page_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The page, built once: its event functions by name and its components by elem_id."""
     from app.settings import Settings
-    from app.ui import build, launch_options
+    from app.ui import build
 
-    settings = Settings(temp_root=tmp_path)
+    settings = Settings(temp_root=tmp_path_factory.mktemp("page"))
     demo = build(settings, ModelSlot(device="cpu"))
-    assert demo.title == "S2VC Studio"
-    assert "s2vc-players" in launch_options(settings)["head"]
+    fns: dict[str | None, list] = {}
+    for fn in demo.fns.values():
+        fns.setdefault(fn.fn.__name__ if fn.fn else None, []).append(fn)
+    ids = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    return SimpleNamespace(demo=demo, settings=settings, fns=fns, ids=ids)
+
+
+def test_page_builds(page: SimpleNamespace) -> None:
+    from app.ui import launch_options
+
+    assert page.demo.title == "S2VC Studio"
+    assert "s2vc-players" in launch_options(page.settings)["head"]
+    assert "load_model" in page.fns and "on_open_initial" not in page.fns  # the model loads with the page
+
+
+def test_open_shows_a_saved_run_without_loading_the_model(finished_run: dict, tmp_path: Path) -> None:
+    from app.settings import Settings
+    from app.ui import build
+
+    slot = ModelSlot(device="cpu")
+    demo = build(Settings(temp_root=tmp_path, open_path=finished_run["exports"]["zip"]), slot)
+    names = {fn.fn.__name__ for fn in demo.fns.values() if fn.fn}
+    assert "on_open_initial" in names and "load_model" not in names and not slot.loaded
 
 
 def test_sweep_gives_curves_and_bd_rates(clip_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,22 +378,39 @@ def test_sweep_gives_curves_and_bd_rates(clip_file: Path, tmp_path: Path, monkey
     assert handlers.per_frame_figure(state, "psnr_rgb") is not None
 
 
-def test_closing_the_session_stops_the_run_and_leaves_nothing(clip_file: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    model = FakeS2VC()
-    encode = model.encode_file
-    monkeypatch.setattr(model, "encode_file", lambda *a: (time.sleep(1.0), encode(*a))[1])  # the tab closes meanwhile
+class GatedS2VC(FakeS2VC):
+    """A stand-in whose encode holds after its first frame until `gate` is set (the page closes meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.coded = threading.Event(), 0
+
+    def encode_file(self, path: Path, frames: np.ndarray, rate: int, fps: float, on_frame=None) -> list[FrameResult]:
+        def each(result: FrameResult) -> None:
+            self.coded += 1
+            assert self.gate.wait(20), "the test did not open the gate"
+            if on_frame is not None:
+                on_frame(result)
+
+        return super().encode_file(path, frames, rate, fps, each)
+
+
+def test_closing_the_session_stops_the_run_mid_encode_and_leaves_nothing(clip_file: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    model = GatedS2VC()
     folder = session.session_dir(tmp_path / "sessions", "closing")
     clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 3, "original size", LIMITS, folder)
     run = handlers.run_comparison(clip, [100.0, 200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, ["psnr_rgb"],
                                   folder, _slot(model, monkeypatch))
-    first = next(run)  # x265's first result (S2VC is still encoding)
-    assert len(handlers.records(first)) == 1
+    first = next(s for s in run if handlers.records(s))  # x265's first result; S2VC holds inside its encode
+    assert [r["codec"] for r in handlers.records(first)] == ["x265"]
     session.close(folder)
+    model.gate.set()
     assert list(run) == []  # no more results for a closed page
     deadline = time.time() + 20
-    while folder.exists() and time.time() < deadline:  # S2VC's encode in flight finishes, then its files go
+    while folder.exists() and time.time() < deadline:  # the lanes stop, then their files go
         time.sleep(0.1)
+    assert model.coded == 1, "S2VC's encode went on after the page closed"  # it stopped at its next frame
     assert not folder.exists() and session.session_dir(tmp_path / "sessions", "closing") == folder
     assert not folder.exists(), "a closed session's folder was made again"
     with pytest.raises(session.SessionClosed):
@@ -360,7 +418,7 @@ def test_closing_the_session_stops_the_run_and_leaves_nothing(clip_file: Path, t
 
 
 def test_a_too_large_clip_gets_a_downscale_that_fits(clip_file: Path) -> None:
-    with pytest.raises(InputError, match='Choose the downscale "1/2"'):  # 64x48 = 3072 pixels; 1/2 gives 768
+    with pytest.raises(InputError, match='Choose the downscale "1/2", then press "Load clip"'):  # 3072 px; 1/2: 768
         load_clip(clip_file, Limits(max_pixels=1000), count=2)
     with pytest.raises(InputError, match='Choose the downscale "fit the limit"'):  # even 1/4 (16x12) is too large
         load_clip(clip_file, Limits(max_pixels=150), count=2, downscale="1/4")
@@ -391,25 +449,23 @@ def test_session_files_are_served_in_place_and_uploads_go_with_the_session(tmp_p
     assert upload.is_relative_to(settings.temp_root) and upload.is_file()
     session.note_upload(folder, upload)
     session.note_upload(folder, source)  # not in the cache: never deleted
+    other = session.session_dir(settings.sessions_root, "other-tab")  # the same clip uploaded in another tab:
+    session.note_upload(other, video.move_resource_to_block_cache(source))  # Gradio keeps one copy for both
     session.close(folder)
-    assert not folder.exists() and not upload.exists() and not upload.parent.exists() and source.is_file()
+    assert not folder.exists() and upload.is_file(), "closing one tab deleted the upload another tab uses"
+    session.close(other)
+    assert not other.exists() and not upload.exists() and not upload.parent.exists() and source.is_file()
 
 
 def test_page_events_clear_old_results_follow_the_frame_box_and_keep_progress_in_the_status(
-        tmp_path: Path) -> None:
-    from app.settings import Settings
-    from app.ui import build
-
-    demo = build(Settings(temp_root=tmp_path), ModelSlot(device="cpu"))
-    fns = {}
-    for fn in demo.fns.values():
-        fns.setdefault(fn.fn.__name__ if fn.fn else None, []).append(fn)
-    ids = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+        page: SimpleNamespace) -> None:
+    demo, fns, ids = page.demo, page.fns, page.ids
     per_frame = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "per frame")
-    for reset in fns["on_reset"]:  # a new run (or opening a saved one) clears the previous results first
+    for reset in fns["on_reset"] + fns["on_reset_for_run"]:  # a new run (or a saved one) clears the old results
         assert {ids["s2vc-table"], ids["s2vc-bd"], per_frame, ids["s2vc-slides"]} <= set(reset.outputs)
     (run,) = fns["on_run"]
     assert [b.elem_id for b in run.show_progress_on] == ["s2vc-status"]  # not over the A/B dropdowns
+    assert run.show_progress == "minimal"  # the status text carries the progress; no bar laid over it
     frame_events = {event for view in fns["on_view"] for target, event in view.targets
                     if target == ids["s2vc-frame"]._id}
     assert "change" in frame_events  # typing a frame number and Enter fires change, not release
@@ -434,14 +490,18 @@ def test_limits_allow_1080p_for_the_official_model_on_cuda(tmp_path: Path, monke
     assert cli.parse_args(["--preset", "official"])[0].limits == Limits(12, 1920 * 1080, GPU_LIMITS.max_file_mb)
 
 
-@pytest.fixture
-def finished_run(clip_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """S2VC (stand-in) and x265 at 200 kbps on 4 frames, finished, with its downloads written."""
-    slot = _slot(FakeS2VC(), monkeypatch)
-    folder = session.session_dir(tmp_path / "sessions", "live")
-    clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 4, "original size", LIMITS, folder)
-    state = list(handlers.run_comparison(clip, [200.0], ["s2vc", "x265"], {"x265": "ultrafast"}, ["psnr_rgb"],
-                                         folder, slot))[-1]
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """S2VC (stand-in) and x265 at 200 kbps on 4 frames, finished, with its downloads written (made once for the
+    tests that read it; none changes it)."""
+    root = tmp_path_factory.mktemp("finished")
+    clip_file = write_y4m(root / "tiny.y4m", _frames(), 25.0)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        slot = _slot(FakeS2VC(), monkeypatch)
+        folder = session.session_dir(root / "sessions", "live")
+        clip = handlers.prepare_clip(str(clip_file), None, 0, 0, 0, 0, 4, "original size", LIMITS, folder)
+        state = list(handlers.run_comparison(clip, [200.0], ["s2vc", "x265"], {"x265": "ultrafast"},
+                                             ["psnr_rgb", "psnr_yuv611"], folder, slot))[-1]
     return state | {"exports": handlers.export_files(state)}
 
 
@@ -523,45 +583,85 @@ def _video_facts(path: Path) -> tuple[str, int, int, int, float]:
                 float(container.duration / 1e6))
 
 
-def test_slide_media(finished_run: dict, tmp_path: Path) -> None:
-    from PIL import Image
+def _tiny(state: dict) -> dict:
+    """The run as if S2VC were the bundled tiny model."""
+    records = [r | {"version": "S2VC preset=tiny, rate_names=[...]"} if r["codec"] == "s2vc" else r
+               for r in state["results"]["records"]]
+    return {**state, "results": {**state["results"], "records": records}}
 
+
+def _labels_fit(plan) -> list[int]:
+    """Every drawn label line inside its tile (and the canvas); returns the spare pixels beside each line."""
+    width, height = plan.canvas
+    spare = []
+    for tile, text, (left, top, right, bottom) in plan.texts:
+        outer = (0, 0, width, height) if tile < 0 else plan.tiles[tile]
+        assert outer[0] <= left and right <= outer[2] and outer[1] <= top and bottom <= outer[3], (text, outer)
+        spare.append(min(left - outer[0], outer[2] - right))
+    return spare
+
+
+def test_slide_media(finished_run: dict, tmp_path: Path) -> None:
     from app import compose, slides
 
-    state = finished_run
+    state = _tiny(finished_run)
+    s2vc, x265 = (r["key"] for r in handlers.player_records(state))
     grid = slides.side_by_side(state, "grid", tmp_path / "grid.mp4")  # original, S2VC, x265 as 2x2, each 64x48
-    codec, count, width, height, seconds = _video_facts(grid)
-    reduce, factor, size = compose.tile_layout(64, 48, 3, "grid")
-    assert (codec, count, reduce) == ("h264", 4, 1) and abs(seconds - 4 / 25) < 0.01
-    assert width == 2 * 64 * factor + 3 * compose.GAP and width <= 1920 and height <= 1080 and factor >= 8
-    assert size * min(1920 / width, 1080 / height) >= compose.MIN_TEXT  # label text 24-32 px on a 1080p slide
-    row = slides.side_by_side(state, "row", tmp_path / "row.mp4")
-    assert _video_facts(row)[1:3] == (4, 3 * 64 * compose.tile_layout(64, 48, 3, "row")[1] + 4 * 4)
-    key = handlers.player_records(state)[1]["key"]
-    wipe = slides.wipe_video(state, key, tmp_path / "wipe.mp4")
-    assert _video_facts(wipe)[:2] == ("h264", 4)
+    assert _video_facts(grid)[:4] == ("h264", 4, 1920, 1080) and abs(_video_facts(grid)[4] - 4 / 25) < 0.01
+    plan = slides.side_by_side_layout(state, "grid")
+    assert [t for _, t, _ in plan.texts] == ["original", "S2VC (small CPU demo model) · q3 · 40.0 kbps", x265]
+    assert plan.scale == 9 and plan.picture == (576, 432) and plan.text_px == 32  # 64x48 x9 fills a 2x2 cell
+    _labels_fit(plan)
+    row = slides.side_by_side_layout(state, "row")
+    assert row.scale == 9 and row.picture == (576, 432) and row.text_px == 30  # a little smaller, on one line
+    _labels_fit(row)
+    assert len(row.texts) == 3
+    narrow = compose.tiles((64, 48), [["a long label · that cannot · fit a narrow tile · at all"]] * 6, "row")
+    assert len(narrow.texts) == 12 and narrow.text_px >= compose.SMALLEST_TEXT  # wrapped onto two lines, not cut
+    assert min(_labels_fit(narrow)) >= 0
+    big = slides.side_by_side_layout(state, "grid", "3840x2160")
+    assert big.canvas == (3840, 2160) and big.scale == 19 and big.text_px == 64
+    wipe = slides.wipe_video(state, s2vc, tmp_path / "wipe.mp4", "1280x720")
+    assert _video_facts(wipe)[:4] == ("h264", 4, 1280, 720)
     with pytest.raises(ValueError, match="not among the shown results"):
         slides.wipe_video(state, "VVC · nothing", tmp_path / "no.mp4")
-    figure = Image.open(slides.crop_figure(state, 2, 0.5, 0.5, 4, tmp_path / "crop.png"))
-    assert figure.width >= 1600 and figure.height < figure.width
+    with pytest.raises(ValueError, match="slide size must be one of 1280x720, 1920x1080, 3840x2160"):
+        slides.side_by_side(state, "grid", tmp_path / "no.mp4", "1000x1000")
+
+    figure = Image.open(slides.crop_figure(state, 2, 0.5, 0.5, 4, ["psnr_rgb", "psnr_yuv611"], tmp_path / "c.png"))
+    assert figure.size == (1920, 1080)
+    crop, _ = slides.crop_layout(state, 2, 0.5, 0.5, 4, ["psnr_rgb", "psnr_yuv611"])
+    texts = [t for _, t, _ in crop.texts]
+    assert crop.scale >= 20 and crop.picture == (round(16 * crop.scale), round(12 * crop.scale))  # a 16x12 crop
+    assert "S2VC (small CPU demo model) · q3 · 40.0 kbps" in texts and any(t.startswith("PSNR (RGB): ") for t in texts)
+    assert any("PSNR (YUV 6:1:1) (higher is better): PSNR (6*Y + Cb + Cr)/8" in t for t in texts)  # footnote
+    assert min(_labels_fit(crop)) >= 0
+    with pytest.raises(ValueError, match="one or two metrics"):
+        slides.crop_layout(state, 2, 0.5, 0.5, 4, ["psnr_rgb", "psnr_yuv611", "vmaf"])
     plots = slides.rd_slides(state, tmp_path / "rd")
-    assert [p.name for p in plots] == ["rd_psnr_rgb.png", "rd_psnr_rgb.svg"]
+    assert [p.name for p in plots] == ["rd_psnr_rgb.png", "rd_psnr_rgb.svg", "rd_psnr_yuv611.png",
+                                       "rd_psnr_yuv611.svg"]
     assert Image.open(plots[0]).size == (1920, 1080) and 'width="1920"' in plots[1].read_text()
+    assert "S2VC (small CPU demo model) · q3" in plots[1].read_text()  # the legend names the model
 
 
-def test_wipe_and_tiles_put_each_source_where_it_belongs() -> None:
+def test_wipe_puts_each_source_where_it_belongs() -> None:
     from app import compose
 
     black, white = np.zeros((20, 40, 3), np.uint8), np.full((20, 40, 3), 255, np.uint8)
-    frame = compose.wipe(black, white, 0.25, ("a", "b"), 1, 2, 12)
-    assert frame.shape == (40, 80, 3)
-    assert (frame[-2, :15] == 0).all() and (frame[-2, 25:] == 255).all()  # split at 20 of 80 px
-    assert (frame[-2, 19:21] == compose.SPLIT).all()
+    plan, labels = compose.wipe_layout((40, 20), ("a", "b"), (1280, 720))
+    assert plan.scale == 31 and plan.picture == (1240, 620)  # the whole factor: 31.75 would keep little more
+    frame = compose.wipe(plan, labels, black, white, 0.25)
+    left, top, right, bottom = plan.pictures[0]
+    assert frame.shape == (720, 1280, 3)
+    assert (frame[bottom - 2, left:left + 300] == 0).all() and (frame[bottom - 2, left + 320:right] == 255).all()
+    assert (frame[bottom - 2, left + 310] == compose.SPLIT).all()  # split at a quarter of 1240 px
+    assert [t for _, t, _ in plan.texts] == ["a", "b"]
     assert compose.grid_shape(4, "grid") == (2, 2) and compose.grid_shape(5, "grid") == (2, 3)
     assert compose.grid_shape(5, "row") == (1, 5)
     with pytest.raises(ValueError, match="layout must be one of grid, row"):
         compose.grid_shape(2, "column")
-    assert compose.tile_layout(1920, 1080, 4, "grid")[0] == 2  # 1080p tiles are halved to fit a 1080p slide
+    assert 0.44 < compose.tiles((1920, 1080), [["x"]] * 4, "grid").scale < 0.45  # 1080p tiles reduced to fit 2x2
 
 
 def test_tiny_model_note_off_target_flags_and_matching_the_baselines(finished_run: dict) -> None:
@@ -572,9 +672,10 @@ def test_tiny_model_note_off_target_flags_and_matching_the_baselines(finished_ru
     assert "not the paper's" in handlers.demo_model_note(tiny) and "--checkpoint" in handlers.demo_model_note(tiny)
     assert s2vc["kbps"] == 40.0 and not s2vc["within_tolerance"]  # the stand-in's highest rate point
     (note,) = handlers.off_target_notes(state)
-    assert note.startswith("S2VC cannot reach 200 kbps on this clip: its nearest rate point (rate q3) gives 40.0 "
+    assert note.startswith("S2VC cannot reach 200 kbps on this clip: its nearest rate point (q3) gives 40.0 "
                            "kbps, 80% below the target") and "5.00x S2VC's bits" in note
-    assert "not reachable" in handlers.tile_label(s2vc) and handlers.tile_label(x265) == x265["key"]
+    assert handlers.tile_label(s2vc) == "S2VC · q3 · 40.0 kbps ⚠️ target was 200"  # short: it sits on one line
+    assert handlers.tile_label(x265) == x265["key"]
     assert handlers.can_match(state)
     matched = list(handlers.match_s2vc(state, Path(state["dir"]).parent))[-1]
     shown = handlers.player_records(matched)
@@ -589,10 +690,22 @@ def test_tables_titles_and_report_read_well(finished_run: dict) -> None:
     bd = handlers.bd_table(state)  # one bitrate: no curves
     assert list(bd.columns) == ["note"] and len(bd) == 1 and bd["note"][0].startswith("no BD-rate")
     assert list(handlers.results_table(None).columns) == handlers.TABLE_COLUMNS
-    title = handlers.rd_figures(state)["psnr_rgb"].layout.title.text
-    assert "<br>" in title and all(len(line) <= 70 for line in title.split("<br>"))
+    figure = handlers.rd_figures(state)["psnr_rgb"]
+    assert figure.layout.title.text == "PSNR (RGB), higher is better"  # the plain name and its direction
+    subtitle = figure.layout.title.subtitle.text  # the exact variant, wrapped to the plot's width
+    assert subtitle.replace("<br>", " ").startswith("psnr_rgb: PSNR on 8-bit RGB")
+    assert all(len(line) <= 90 for line in subtitle.split("<br>"))
+    assert [t.name for t in figure.data] == ["S2VC · q3", "HEVC (x265) · ultrafast"]  # as the page names results
+    tiny = {**state, "results": {**state["results"], "records": [
+        r | {"version": "S2VC preset=tiny, ..."} if r["codec"] == "s2vc" else r for r in state["results"]["records"]]}}
+    assert handlers.rd_figures(tiny, handlers.s2vc_name(tiny))["psnr_rgb"].data[0].name == \
+        "S2VC (small CPU demo model) · q3"
     report = Path(state["exports"]["report"]).read_text()
     assert state["dir"] not in report and "bitstreams/x265_200kbps" in report  # relative to the download
+    from app.report import inline_markdown
+
+    note = inline_markdown(handlers.DEMO_MODEL_NOTE)  # the report's tiny-model note: HTML, no raw Markdown
+    assert "**" not in note and "`" not in note and "<code>python -m app --checkpoint" in note
     assert "grid-template-columns:repeat(3,1fr)" in report  # original + 2 codecs in one row
 
 
@@ -622,3 +735,26 @@ def test_frame_views_are_files_of_the_session_and_do_not_pile_up(tmp_path: Path)
     assert len(kept) == 2 * (handlers.KEPT_VIEWS + 1) and all(Path(p).is_file() for p in made[-1].values())
     assert not Path(made[0]["a"]).exists()
     assert np.array_equal(np.asarray(Image.open(made[-1]["diff"])), image + 9)
+
+
+def test_new_runs_reset_the_lists_with_their_values_and_a_saved_run_brings_back_its_settings(
+        page: SimpleNamespace, finished_run: dict) -> None:
+    import gradio as gr
+
+    for name in ("on_reset", "on_reset_for_run", "on_reset_choices"):  # a list is never left holding a value
+        for fn in page.fns[name]:                                     # that its new choices lack
+            for block, update in zip(fn.outputs, fn.fn()):
+                if isinstance(block, gr.Dropdown) and isinstance(update, dict) and "choices" in update:
+                    assert update["value"] in (update["choices"] or [None]), (block.label, update)
+    assert handlers.run_settings(finished_run) == {"kbps": 200.0, "sweep": [], "codecs": ["s2vc", "x265"],
+                                                   "presets": {"x265": "ultrafast"},
+                                                   "metrics": ["psnr_rgb", "psnr_yuv611"]}
+    (on_open,) = page.fns["on_open"]
+    values = on_open.fn(finished_run["exports"]["zip"], None, gr.Request(session_hash="reopened"), gr.Progress())
+    shown = dict(zip(on_open.outputs, values))
+    presets = {b.label: b for b in page.demo.blocks.values() if str(getattr(b, "label", "")).endswith(" preset")}
+    assert shown[page.ids["s2vc-kbps"]] == 200.0 and shown[page.ids["s2vc-codecs"]] == ["s2vc", "x265"]
+    assert shown[page.ids["s2vc-metrics"]] == ["psnr_rgb", "psnr_yuv611"]
+    assert shown[presets["HEVC (x265) preset"]]["value"] == "ultrafast"
+    assert "Opened s2vc_studio_results.zip" in shown[page.ids["s2vc-status"]]
+    session.close(page.settings.sessions_root / "reopened")
