@@ -116,15 +116,17 @@ class StoppableModel:
 
 
 def encode_and_measure(codec: Any, frames: np.ndarray, fps: float, kbps: float, out_dir: Path,
-                       metrics: list[str], stop: threading.Event | None = None) -> tuple[dict, Any]:
-    """One real encode near `kbps`, decoded and measured: the comparisons record and the EncodeResult (whose
-    `decoded` holds the frames). A `stop` set during the encode skips the metrics (`Stopped`)."""
+                       metrics: list[str], stop: threading.Event | None = None,
+                       device: str = "cpu") -> tuple[dict, Any]:
+    """One real encode near `kbps`, decoded and measured (the learned metrics on ``device``, "cpu" or "cuda[:N]"):
+    the comparisons record and the EncodeResult (whose `decoded` holds the frames). A `stop` set during the encode
+    skips the metrics (`Stopped`)."""
     from comparisons.runner import measure
 
     result = codec.encode(frames, fps, kbps, out_dir)
     if stop is not None and stop.is_set():
         raise Stopped("stopped: the page was closed")
-    return measure(frames, result, metrics), result
+    return measure(frames, result, metrics, device), result
 
 
 def check_decoder(codec: Any, result: Any) -> dict:

@@ -158,6 +158,7 @@ class Work:
     codecs: dict[str, Any]
     labels: dict[str, str]
     stop: threading.Event
+    device: str = "cpu"  # where the learned metrics run: the model's device
 
 
 def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: dict[str, str], metrics: list[str],
@@ -201,7 +202,7 @@ def run_comparison(clip: dict, rates: list[float], codecs: list[str], presets: d
     instances = {c: engine.make_codec(c, presets.get(c, ""), model) for c in codecs
                  if c not in results["unavailable"]["codecs"]}
     work = Work(frames, clip["fps"], out, metrics, rates[0], instances, {c: choices[c].label for c in instances},
-                stop)
+                stop, slot.device)
     order = [Job(kbps, codec) for kbps in rates for codec in instances]
     if "s2vc" in instances and len(instances) > 1:
         state["conditions"]["timing"] = ("S2VC and the baselines were coded at the same time on the shared CPU "
@@ -229,7 +230,7 @@ def match_s2vc(state: dict, session_path: Path, progress: Progress = _no_progres
     codecs = {c: engine.make_codec(c, str(r["settings"].get("preset", ""))) for c, r in baselines.items()}
     frames = np.array(load_frames(state["clip"]["frames"]))
     work = Work(frames, state["clip"]["fps"], Path(state["dir"]), list(results["metrics"]), kbps, codecs, labels,
-                threading.Event())
+                threading.Event(), s2vc.get("metric_device", "cpu"))
     yield from _stream(new, work, [Job(kbps, c) for c in codecs], session_path, progress)
 
 
@@ -317,7 +318,8 @@ def _encode(work: Work, job: Job) -> tuple[Done, Any]:
     A failing encoder gives an error (the other encodes go on) and no EncodeResult."""
     try:
         record, result = engine.encode_and_measure(work.codecs[job.codec], work.frames, work.fps, job.kbps,
-                                                   work.out / "bitstreams", work.metrics, work.stop)
+                                                   work.out / "bitstreams", work.metrics, work.stop,
+                                                   work.device)
     except Exception as exc:  # one failing encoder must not stop the others
         return Done(job, None, str(exc)), None
     record["key"] = engine.record_key(record)

@@ -51,11 +51,13 @@ def _coding_arguments(p: argparse.ArgumentParser, metrics: str, device: str) -> 
     p.add_argument("--preset", type=_presets, default={}, help="per codec, e.g. x265=medium,vvenc=medium")
     p.add_argument("--intra-period", type=int, default=None, help="frames between intra frames (default: one)")
     p.add_argument("--tolerance", type=float, default=0.05, help="bitrate tolerance (fraction, default 0.05)")
-    choices = "'available' (default)" if metrics == "available" else "'available' or 'suite' (default: the suite's set)"
-    p.add_argument("--metrics", default=metrics, help=f"comma-separated names, or {choices}")
+    sets = {"default": "'default' (default: the set for --device, see `list`), 'paper' or 'available'",
+            "suite": "'suite' (default: the suite's set), 'paper' or 'available'"}
+    p.add_argument("--metrics", default=metrics, help=f"comma-separated names, or {sets[metrics]}")
     p.add_argument("--no-png", action="store_true", help="write HTML plots only")
     p.add_argument("--checkpoint", default=None, help="S2VC checkpoint (default: the bundled model)")
-    p.add_argument("--device", default=device, help=f"S2VC device (default {device})")
+    p.add_argument("--device", default=device, help="where S2VC and the learned metrics run: auto (a GPU when "
+                                                   "present, default), cpu or cuda[:N]")
 
 
 def _suite_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="encode a clip with each codec at each bitrate and measure", epilog=RUN_EXAMPLE)
     run.add_argument("--clip", required=True, help="video file, .y4m, raw .yuv (with --size, --fps) or PNG folder")
-    _coding_arguments(run, metrics="available", device="cpu")
+    _coding_arguments(run, metrics="default", device="auto")
     run.add_argument("--out", required=True, type=Path, help="output folder (results.json, CSV, plots, bitstreams)")
     suite = sub.add_parser("suite", help="the protocol over many sequences: datasets, jobs, resume, tables",
                            epilog=SUITE_EXAMPLE)
@@ -113,9 +115,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def metric_names(choice: str, device: str) -> list[str]:
+    """`comparisons.metrics.metric_set`, an unknown name ending the command with one line."""
+    from comparisons.metrics import MetricError, metric_set
+
+    try:
+        return metric_set(choice, device)
+    except MetricError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from comparisons.codecs import CODECS, get_codec
-    from comparisons.metrics import METRICS, available_metrics
+    from comparisons.metrics.nets import resolve_device
     from comparisons.plots import save_figures
     from comparisons.results import write_csv
     from comparisons.runner import run_comparison
@@ -125,24 +137,26 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [c for c in names if c not in CODECS]
     if unknown:
         raise SystemExit(f"error: unknown codec(s) {', '.join(unknown)}; known: {', '.join(CODECS)}")
-    metrics = available_metrics() if args.metrics == "available" else args.metrics.split(",")
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise SystemExit(f"error: unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    metrics = metric_names(args.metrics, device)
     frames, fps = read_video(args.clip, start=args.start, frames=args.frames, size=args.size, fps=args.fps)
     codecs = []
     for name in names:
         options = {"preset": args.preset.get(name)} if name != "s2vc" else {"checkpoint": args.checkpoint,
-                                                                              "device": args.device}
+                                                                              "device": device}
         if name != "s2vc":
             options |= {"intra_period": args.intra_period, "tolerance": args.tolerance}
         codecs.append(get_codec(name, **options))
-    print(f"clip {args.clip}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} @ {fps:g} fps")
+    print(f"clip {args.clip}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} @ {fps:g} fps; metrics "
+          f"{', '.join(metrics)} on {device}")
     clip = {"path": str(args.clip), "start": args.start}
     if args.match_s2vc:
-        results = _run_matched(frames, fps, codecs, args.out, metrics, clip)
+        results = _run_matched(frames, fps, codecs, args.out, metrics, clip, device)
     else:
-        results = run_comparison(frames, fps, codecs, args.kbps, args.out, metrics, clip=clip)
+        results = run_comparison(frames, fps, codecs, args.kbps, args.out, metrics, clip=clip, device=device)
     summary, _ = write_csv(results, args.out)
     _, png_error = save_figures(results, args.out / "plots", png=not args.no_png)
     if png_error:
@@ -158,7 +172,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str], clip: dict) -> dict:
+def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str], clip: dict,
+                 device: str) -> dict:
     """S2VC at each of its rate points (target = that rate point's estimate + 2%, which selects exactly it), then
     every other codec at the real bitrates S2VC reached; one results.json holds both.
 
@@ -176,10 +191,10 @@ def _run_matched(frames, fps: float, codecs: list, out: Path, metrics: list[str]
         raise SystemExit(f"error: {why}")
     s2vc.estimate_frames = None
     targets = [MATCH_MARGIN * kbps for kbps in s2vc.rate_estimates(frames, fps)]
-    first = run_comparison(frames, fps, [s2vc], targets, out, metrics, clip=clip)
+    first = run_comparison(frames, fps, [s2vc], targets, out, metrics, clip=clip, device=device)
     matched = sorted({round(r["kbps"], 3) for r in first["records"]})  # rate points may land on one bitrate
     rest = [c for c in codecs if c is not s2vc]
-    results = run_comparison(frames, fps, rest, matched, out, metrics, clip=clip)
+    results = run_comparison(frames, fps, rest, matched, out, metrics, clip=clip, device=device)
     results["records"] = first["records"] + results["records"]
     results["failures"] = first["failures"] + results["failures"]
     results["test_conditions"]["targets_kbps"] = {"s2vc": targets, "others (S2VC's real kbps)": matched}
@@ -230,8 +245,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from comparisons.bench import COST_SIZE, machine, measure_costs, measured_costs
     from comparisons.codecs import codec_availability
-    from comparisons.metrics import METRICS, metric_availability
-    from comparisons.suite import SUITE_METRICS
+    from comparisons.metrics import CPU_DEFAULT_METRICS, GPU_DEFAULT_METRICS, METRICS, metric_availability
+    from comparisons.suite import SUITE_GPU_METRICS, SUITE_METRICS
 
     if args.measure:
         names = None if args.measure == "available" else args.measure.split(",")
@@ -249,23 +264,29 @@ def _list(args: argparse.Namespace) -> int:
         state = "available" if why is None else "unavailable: " + why
         print(f"metric {name:<22} {state}  [{METRICS[name].variant}]{'  ' + timing if timing else ''}")
     print(f"metric costs: CPU, one synthetic {COST_SIZE[0]}x{COST_SIZE[1]} clip, on {machine()}")
-    print(f"suite default metrics (a stated choice, see comparisons/suite/__init__.py): {', '.join(SUITE_METRICS)}")
+    measured = [m for m in CPU_DEFAULT_METRICS if m in costs]
+    if measured:
+        print(f"the CPU default set measured here: {sum(costs[m]['seconds_per_frame'] for m in measured):.3g} s per "
+              f"{COST_SIZE[1]}p frame ({', '.join(measured)})")
+    print(f"run default metrics (a stated choice, see comparisons/metrics/__init__.py): on a CPU "
+          f"{', '.join(CPU_DEFAULT_METRICS)}; on a GPU {', '.join(GPU_DEFAULT_METRICS)} (the available ones)")
+    print(f"suite default metrics (a stated choice, see comparisons/suite/__init__.py): {', '.join(SUITE_METRICS)}"
+          f"{'' if not SUITE_GPU_METRICS else ', and on a GPU ' + ', '.join(SUITE_GPU_METRICS)}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from comparisons.evaluate import FID_METRICS, EvaluateError, evaluate, find_sequences
-    from comparisons.metrics import METRICS, PAPER_METRICS
     from comparisons.metrics.nets import resolve_device
 
-    metrics = list(PAPER_METRICS) if args.metrics == "paper" else [m.strip() for m in args.metrics.split(",") if m.strip()]
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise SystemExit(f"error: unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    metrics = metric_names(args.metrics, device)
     if sum(m in FID_METRICS for m in metrics) > 1:
         raise SystemExit(f"error: name one patch FID ({' or '.join(FID_METRICS)})")
     try:
-        device = resolve_device(args.device)
         sequences = find_sequences(args.gt_dir, args.recon_dir, args.recon_subdir)
         dataset = args.dataset or args.gt_dir.resolve().name
         print(f"evaluate: dataset {dataset}, {len(sequences)} sequence(s), metrics {', '.join(metrics)} on {device}")

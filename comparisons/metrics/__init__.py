@@ -17,12 +17,17 @@ METRICS: dict[str, type[Metric]] = {m.name: m for m in (
 # The paper's metrics as the release computes them (comparisons evaluate's set).
 PAPER_METRICS = ("psnr_rgb", "ms_ssim_rgb", "lpips_alex", "dists", "flolpips_raft", "fid_patch256")
 
-# `run`'s default on a CPU, a stated choice (comparisons/README.md, "Which metrics run by default"): the paper's
-# per-frame axes whose cost a CPU carries for a clip (PSNR RGB and YUV 6:1:1, MS-SSIM, LPIPS-Alex, DISTS,
-# ST-LPIPS, VMAF). Left out on a CPU, named in --metrics to add: the temporal ones (FloLPIPS-RAFT: four RAFT-large
-# passes per frame; the Horn-Schunck variants), patch FID (Inception on 49 patches per 1080p frame) and SSIM
-# (MS-SSIM covers it). On a GPU every available metric is the default.
-CPU_DEFAULT_METRICS = ("psnr_rgb", "psnr_yuv611", "ms_ssim_rgb", "lpips_alex", "dists", "st_lpips_alex", "vmaf")
+# The default set on a CPU, a stated choice (comparisons/README.md, "Which metrics run by default"): what a CPU
+# measures for a clip in minutes, not hours. PSNR (RGB, YUV 6:1:1), MS-SSIM, LPIPS-Alex and VMAF. Left out on a CPU,
+# named in --metrics to add them: DISTS (VGG16 over every frame pair: about 14x LPIPS-Alex's cost per 720p frame
+# measured here) and ST-LPIPS (its anti-aliased AlexNet: about 7x), the temporal ones (FloLPIPS-RAFT: RAFT-large
+# four times per frame; the Horn-Schunck variants), patch FID (Inception on 49 patches per 1080p frame) and SSIM
+# (MS-SSIM covers it). `python -m comparisons list --measure` states each one's cost here.
+CPU_DEFAULT_METRICS = ("psnr_rgb", "psnr_yuv611", "ms_ssim_rgb", "lpips_alex", "vmaf")
+# On a GPU: the CPU's set plus the paper's other axes (DISTS, FloLPIPS-RAFT, patch FID 256) and ST-LPIPS. Left out:
+# SSIM, the Horn-Schunck variants (FloLPIPS-RAFT is the release's) and patch FID 128 (the release's small-video
+# setting: name it instead of fid_patch256 for such clips).
+GPU_DEFAULT_METRICS = CPU_DEFAULT_METRICS + ("dists", "st_lpips_alex", "flolpips_raft", "fid_patch256")
 
 
 def get_metric(name: str, device: str = "cpu") -> Metric:
@@ -42,9 +47,21 @@ def available_metrics() -> list[str]:
 
 def default_metrics(device: str = "cpu") -> list[str]:
     """The available members of the default set for ``device`` (a resolved device: "cpu" or "cuda[:N]")."""
-    wanted = METRICS if device.startswith("cuda") else CPU_DEFAULT_METRICS
+    wanted = GPU_DEFAULT_METRICS if device.startswith("cuda") else CPU_DEFAULT_METRICS
     return [name for name in available_metrics() if name in wanted]
 
 
-__all__ = ["CPU_DEFAULT_METRICS", "METRICS", "Metric", "MetricError", "MetricValue", "PAPER_METRICS",
-           "available_metrics", "default_metrics", "get_metric", "metric_availability"]
+def metric_set(choice: str, device: str = "cpu") -> list[str]:
+    """``--metrics``: "default" (`default_metrics` for ``device``), "paper" (the release's set), "available" or
+    comma-separated names; `MetricError` naming any unknown one."""
+    sets = {"default": lambda: default_metrics(device), "paper": lambda: list(PAPER_METRICS),
+            "available": available_metrics}
+    names = sets[choice]() if choice in sets else [m.strip() for m in choice.split(",") if m.strip()]
+    bad = [m for m in names if m not in METRICS]
+    if bad:
+        raise MetricError(f"unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
+    return names
+
+
+__all__ = ["CPU_DEFAULT_METRICS", "GPU_DEFAULT_METRICS", "METRICS", "Metric", "MetricError", "MetricValue", "PAPER_METRICS",
+           "available_metrics", "default_metrics", "get_metric", "metric_availability", "metric_set"]

@@ -28,4 +28,4 @@ class MSSSIM(Metric):
     def per_frame(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
         from pytorch_msssim import ms_ssim
 
-        return batched(lambda a, b: ms_ssim(a, b, data_range=1.0, size_average=False), ref, test)
+        return batched(lambda a, b: ms_ssim(a, b, data_range=1.0, size_average=False), ref, test, device=self.device)

@@ -14,3 +14,6 @@ from __future__ import annotations
 # `python -m comparisons list --measure` states each metric's cost per 1080p frame) and per-sequence patch FID
 # (FID is a dataset statistic).
 SUITE_METRICS = ("psnr_rgb", "psnr_yuv611", "ms_ssim_rgb", "st_lpips_alex", "vmaf", "lpips_alex", "dists")
+# On a GPU (``--device`` resolving to CUDA here) the release's temporal metric joins them; per-sequence patch FID
+# stays a named choice (`comparisons evaluate` pools it per dataset, as the release does).
+SUITE_GPU_METRICS = ("flolpips_raft",)

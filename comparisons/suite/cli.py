@@ -5,22 +5,22 @@ import argparse
 import os
 from pathlib import Path
 
-from comparisons.suite import SUITE_METRICS
+from comparisons.suite import SUITE_GPU_METRICS, SUITE_METRICS
 
 
-def suite_metrics(choice: str) -> tuple[list[str], dict[str, str]]:
-    """``--metrics``: "suite" (the default set's available members), "available" or names; and the default set's
-    members left out here with why."""
-    from comparisons.metrics import METRICS, metric_availability
+def suite_metrics(choice: str, device: str = "cpu") -> tuple[list[str], dict[str, str]]:
+    """``--metrics``: "suite" (the default set's available members; on a GPU with FloLPIPS-RAFT too), "default",
+    "paper", "available" or names; and the default set's members left out here with why."""
+    from comparisons.metrics import MetricError, metric_availability, metric_set
 
-    reasons = metric_availability()
     if choice == "suite":
-        return [m for m in SUITE_METRICS if reasons[m] is None], {m: reasons[m] for m in SUITE_METRICS if reasons[m]}
-    names = [m for m, why in reasons.items() if why is None] if choice == "available" else choice.split(",")
-    bad = [m for m in names if m not in METRICS]
-    if bad:
-        raise SystemExit(f"error: unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
-    return names, {}
+        reasons = metric_availability()
+        wanted = SUITE_METRICS + (SUITE_GPU_METRICS if device.startswith("cuda") else ())
+        return [m for m in wanted if reasons[m] is None], {m: reasons[m] for m in wanted if reasons[m]}
+    try:
+        return metric_set(choice, device), {}
+    except MetricError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def run_suite(args: argparse.Namespace) -> int:
@@ -42,7 +42,13 @@ def run_suite(args: argparse.Namespace) -> int:
     for name in [c for c in codecs if reasons[c]]:
         print(f"codec {name} unavailable here, left out: {reasons[name]}")
     codecs = [c for c in codecs if not reasons[c]]
-    metrics, left_out = suite_metrics(args.metrics)
+    from comparisons.metrics.nets import resolve_device
+
+    try:
+        device = resolve_device(args.device)  # this machine's; each worker resolves "auto" on its own
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    metrics, left_out = suite_metrics(args.metrics, device)
     for name, why in left_out.items():
         print(f"metric {name} (suite default) unavailable, left out: {why}")
     try:

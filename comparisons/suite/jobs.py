@@ -38,7 +38,7 @@ class Settings:
     tolerance: float = 0.05
     metrics: tuple[str, ...] = ()
     checkpoint: str | None = None
-    device: str = "auto"  # S2VC: "auto" = the worker's GPU when it has one, else "cpu"
+    device: str = "auto"  # S2VC and the learned metrics: "auto" = the worker's GPU when it has one, else "cpu"
     threads: int | None = None  # torch threads per worker; None leaves torch's default
 
     def identity(self) -> dict[str, Any]:
@@ -187,7 +187,7 @@ def run_job(job: Job) -> dict[str, Any]:
             target = MATCH_MARGIN * codec.rate_estimates(frames, fps)[job.rate_point]
         results["test_conditions"]["targets_kbps"] = [target]
         result = codec.encode(frames, fps, target, job.folder / "bitstreams")
-        results["records"].append(measure(frames, result, metrics))
+        results["records"].append(measure(frames, result, metrics, _device(settings.device)))
         summary = {"ok": True, "kbps": result.kbps, "error": None}
     except Exception as exc:  # noqa: BLE001 - every failure is recorded and the suite goes on
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
