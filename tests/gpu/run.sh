@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks one CUDA machine runs in a single call (at most 8 minutes on one H200): tests/gpu/test_gpu.py (the
 # official preset at 1920x1080 through a fake official release folder, the bundled model, one training step of each
-# stage, the app's handlers; figures printed), then bench/bench_codec.py's official-preset speed at 1080p.
+# stage, the app's handlers; figures printed; tests/gpu/test_metrics_gpu.py: the learned metrics on CUDA against
+# the CPU, with seeded weight files), then bench/bench_codec.py's official-preset speed at 1080p.
 #   bash tests/gpu/run.sh          # on the GPU machine
 #   bash tests/gpu/run.sh --cpu    # the same logic on a CPU: official structure at small widths, 128x64, no bench
 set -euo pipefail
