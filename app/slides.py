@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from app import compose, engine
-from app.handlers import crop_box, load_frames, player_records, rd_figures, s2vc_name
+from app.handlers import crop_box, load_frames, metrics_in, player_records, rd_figures, s2vc_name
 
 SLIDE_CRF = 16  # near-transparent: the artefacts shown must be the codecs', not the slide video's
 SLIDE_X264 = "veryfast"  # about 2x faster than medium on 2 cores (0.25 against 0.48 s per 1676x1078 frame)
@@ -107,7 +107,7 @@ def crop_layout(state: dict, frame: int, center_x: float, center_y: float, zoom:
     if not 1 <= len(metrics) <= CROP_METRICS:
         raise ValueError(f"choose one or two metrics for the crop figure, got {len(metrics)}")
     info = state["results"]["metrics"]
-    unknown = [m for m in metrics if m not in info]
+    unknown = [m for m in metrics if m not in metrics_in(state)]
     if unknown:
         raise ValueError(f"{', '.join(unknown)} was not measured in this run")
     index = int(np.clip(frame, 0, len(clips[0]) - 1))
@@ -118,7 +118,7 @@ def crop_layout(state: dict, frame: int, center_x: float, center_y: float, zoom:
         lines = [label]
         for m in metrics:
             here = r["per_frame"].get(m, [])
-            value = f"{here[index]:.4g} here" if index < len(here) else "–"
+            value = f"{here[index]:.4g} here" if index < len(here) else "not measured"  # the font has no dash
             clip = f", {r['metrics'][m]:.4g} clip" if m in r["metrics"] else ""
             lines.append(f"{engine.plain_name(m, info[m]['variant'])}: {value}{clip}")
         captions.append(lines)

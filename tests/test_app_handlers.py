@@ -638,6 +638,10 @@ def test_slide_media(finished_run: dict, tmp_path: Path) -> None:
     assert min(_labels_fit(crop)) >= 0
     with pytest.raises(ValueError, match="one or two metrics"):
         slides.crop_layout(state, 2, 0.5, 0.5, 4, ["psnr_rgb", "psnr_yuv611", "vmaf"])
+    unmeasured = {**state, "results": {**state["results"], "metrics": {**state["results"]["metrics"],
+                                                                       "vmaf": {"variant": "VMAF"}}}}
+    with pytest.raises(ValueError, match="vmaf was not measured in this run"):  # requested, but no record has it
+        slides.crop_layout(unmeasured, 2, 0.5, 0.5, 4, ["vmaf"])
     plots = slides.rd_slides(state, tmp_path / "rd")
     assert [p.name for p in plots] == ["rd_psnr_rgb.png", "rd_psnr_rgb.svg", "rd_psnr_yuv611.png",
                                        "rd_psnr_yuv611.svg"]
