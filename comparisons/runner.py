@@ -81,6 +81,7 @@ def run_comparison(frames: np.ndarray, fps: float, codecs: list[Codec], targets_
     tolerance = max((getattr(c, "tolerance", 0.05) for c in codecs), default=0.05)
     intra = next((getattr(c, "intra_period", None) for c in codecs if getattr(c, "intra_period", None)), None)
     results = new_results(clip or {}, frames, fps, targets_kbps, names, tolerance, intra)
+    said: set[str] = set()  # metrics whose error was logged
     for codec in codecs:
         why = codec.availability()
         if why:
@@ -98,6 +99,10 @@ def run_comparison(frames: np.ndarray, fps: float, codecs: list[Codec], targets_
             log(f"{codec.name} @ {target:g} kbps: {result.kbps:.2f} kbps real in {len(result.trials)} trial(s), "
                 f"measuring {len(names)} metrics")
             record = measure(frames, result, names, device)
+            for name, error in record["metric_errors"].items():
+                if name not in said:  # e.g. weights missing: said once, the run goes on without the metric
+                    said.add(name)
+                    log(f"metric {error}")
             results["records"].append(record)
             save_results(results, out / "results.json")
             if on_record:

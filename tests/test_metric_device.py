@@ -53,3 +53,18 @@ def test_run_refuses_cuda_without_a_gpu(tmp_path: Path) -> None:
     write_y4m(tmp_path / "c.y4m", clip(t=2), 25)
     with pytest.raises(SystemExit, match="no CUDA GPU"):
         main(["run", "--clip", str(tmp_path / "c.y4m"), "--kbps", "100", "--device", "cuda", "--out", str(tmp_path)])
+
+
+def test_run_says_once_why_a_metric_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from comparisons.results import load_results
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weights, offline (conftest)
+    write_y4m(tmp_path / "c.y4m", clip(t=2), 25)
+    assert main(["run", "--clip", str(tmp_path / "c.y4m"), "--codecs", "x264", "--preset", "x264=ultrafast",
+                 "--kbps", "100,200", "--metrics", "psnr_rgb,lpips_alex", "--device", "cpu", "--no-png",
+                 "--out", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("metric lpips_alex: ")]
+    assert len(lines) == 1 and "alexnet-owt-7be5be79.pth" in lines[0] and "S2VC_OFFLINE=1" in lines[0]
+    records = load_results(tmp_path / "out" / "results.json")["records"]
+    assert len(records) == 2 and all("lpips_alex" in r["metric_errors"] and "psnr_rgb" in r["metrics"] for r in records)
