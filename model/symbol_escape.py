@@ -45,7 +45,7 @@ def escape_codes(values: np.ndarray) -> list[tuple[np.ndarray, int]]:
         return []
     lengths = _bit_length(values)
     codes = [(lengths - 1, LENGTH_BITS)]
-    for length in np.unique(lengths):
+    for length in np.flatnonzero(np.bincount(lengths)):  # the lengths present, ascending (np.unique is slow)
         if length > 1:
             codes.append((values[lengths == length] - (1 << (int(length) - 1)), int(length) - 1))
     return codes
@@ -59,7 +59,7 @@ def unescape(symbols: np.ndarray, read_bits: Callable[[int, int], np.ndarray]) -
         return symbols
     lengths = read_bits(count, LENGTH_BITS) + 1
     values = np.left_shift(1, lengths - 1)
-    for length in np.unique(lengths):
+    for length in np.flatnonzero(np.bincount(lengths)):  # the lengths present, ascending (np.unique is slow)
         if length > 1:
             at = lengths == length
             values[at] += read_bits(int(at.sum()), int(length) - 1)

@@ -54,6 +54,25 @@ def test_windowed_attention_matches_per_window_reference(sd_vae: LatentVAE) -> N
         assert not torch.allclose(got, full, atol=1e-3)
 
 
+@pytest.mark.parametrize("stacked", [False, True], ids=["window loop", "stacked"])
+def test_windows_in_a_batch_equal_one_window_at_a_time(sd_vae: LatentVAE, stacked: bool) -> None:
+    """Two frames, windows in a loop (the CPU's way) or stacked by size (whole, right edge, bottom edge, corner; an
+    accelerator's): each frame's windows as if evaluated alone; the two ways agree bit for bit on a CPU."""
+    attn = sd_vae.model.decoder.mid_block.attentions[0]
+    x = torch.randn(2, attn.to_q.in_features, 9, 11, generator=torch.Generator().manual_seed(3))
+    processor = attn.processor
+    with torch.no_grad():
+        expected = torch.cat([manual_window_attention(attn, x[i : i + 1], 4) for i in range(2)])
+        loop = attn(x)
+        attn.set_processor(WindowedAttnProcessor(4, stacked=stacked))
+        try:
+            got = attn(x)
+        finally:
+            attn.set_processor(processor)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(got, loop)
+
+
 def test_whole_latent_window_equals_stock_vae(sd_vae: LatentVAE) -> None:
     stock = AutoencoderKL(**sd_vae_kwargs(SMALL_SD)).eval()
     stock.load_state_dict(sd_vae.model.state_dict())

@@ -163,3 +163,47 @@ def test_app_handlers_with_the_official_preset(release: Path, tmp_path: Path, mo
     (record,) = handlers.records(states[-1])
     assert record["codec"] == "s2vc" and record["decoder_check"] == "bit-exact" and record["release_bpp"] > 0
     assert DEVICE in handlers.model_markdown(slot)
+
+
+def test_official_host_waits_per_frame(official_model: S2VC) -> None:
+    """Host waits per frame of the official preset on the device (bench/host_waits.py): encode 1/1/1, decode 5/4/4
+    for I, reset P, P (36/17/17 and 25/11/11 before issue 25)."""
+    from bench.host_waits import per_frame
+
+    frames = clip(3, HEIGHT, WIDTH, seed=12)
+    data = official_model.compress(frames, 0, 25.0)
+    encode_waits = per_frame(S2VC, "_code_frame", lambda: official_model.compress(frames, 0, 25.0))
+    decode_waits = per_frame(S2VC, "_code_frame", lambda: official_model.decompress(data))
+    print(f"\nofficial preset ({WIDTHS} widths) on {DEVICE}: host waits per frame (I, reset P, P) encode "
+          f"{encode_waits}, decode {decode_waits}")
+    assert (encode_waits, decode_waits) == ([1, 1, 1], [5, 4, 4])
+
+
+def test_vae_attention_windows_stacked_against_the_window_loop() -> None:
+    """The official VAE decoder's windowed mid-block attention at the run's latent size: windows stacked by size
+    (the default on an accelerator) against one call per window; equal within 1e-4 in fp32 (TF32 off), both timed."""
+    from model.vae import AutoencoderKL, WindowedAttnProcessor, sd_vae_kwargs
+
+    torch.manual_seed(0)
+    with torch.device(DEVICE):
+        attn = AutoencoderKL(**sd_vae_kwargs(CONFIG)).eval().decoder.mid_block.attentions[0]
+    x = torch.randn(1, attn.to_q.in_features, -(-HEIGHT // 64) * 8, -(-WIDTH // 64) * 8, device=DEVICE)
+    window = CONFIG.vae_attn_window or 4  # the small stand-in has full-frame attention: windows of 4 there
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    seconds, outs = {}, {}
+    try:
+        with torch.no_grad():
+            for stacked in (False, True, False, True):  # the first two warm up
+                attn.set_processor(WindowedAttnProcessor(window, stacked=stacked))
+                _sync()
+                start = time.perf_counter()
+                outs[stacked] = attn(x)
+                _sync()
+                seconds[stacked] = time.perf_counter() - start
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    print(f"\nVAE mid-block attention, {tuple(x.shape)} latent, window {window}, on {DEVICE}: stacked "
+          f"{1000 * seconds[True]:.1f} ms against {1000 * seconds[False]:.1f} ms one window at a time "
+          f"({seconds[False] / seconds[True]:.2f}x); max difference {(outs[True] - outs[False]).abs().max().item():.2e}")
+    torch.testing.assert_close(outs[True], outs[False], rtol=1e-4, atol=1e-4)
