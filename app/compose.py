@@ -217,11 +217,12 @@ def add_footnote(layout: SlideLayout, lines: Sequence[str], size: int) -> None:
 
 def wipe_layout(picture_size: tuple[int, int], labels: tuple[str, str], canvas: tuple[int, int] = SLIDE
                 ) -> tuple[SlideLayout, list[tuple[list[str], int]]]:
-    """Where a wipe's picture goes (as large as the canvas allows) and its two labels fitted to half its width."""
+    """Where a wipe's picture goes (as large as the canvas allows) and its two labels fitted to half its width
+    (set smaller down to `MIN_TEXT`, then wrapped)."""
     result = tiles(picture_size, [[]], "row", canvas)
     size, pad = px(SLIDE_TEXT_PX, canvas), px(10, canvas)
     half = result.picture[0] // 2 - 3 * pad
-    return result, [fit_text(label, half, size, px(SMALLEST_TEXT, canvas)) for label in labels]
+    return result, [fit_text(label, half, size, px(MIN_TEXT, canvas), 3) for label in labels]
 
 
 def wipe(layout: SlideLayout, labels: list[tuple[list[str], int]], left: np.ndarray, right: np.ndarray,

@@ -193,7 +193,7 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
                     *on_reset()[2:]]
 
         def on_reset_choices() -> tuple:  # before the baselines are coded again, whose old results leave the lists
-            return (gr.update(choices=[handlers.ORIGINAL], value=handlers.ORIGINAL),) * 2
+            return tuple(gr.update(choices=[handlers.ORIGINAL], value=handlers.ORIGINAL) for _ in range(2))
 
         def on_run(data: dict, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
             clip, value, do_sweep, text, codecs, chosen = (
@@ -342,8 +342,10 @@ def build(settings: Settings, slot: ModelSlot) -> gr.Blocks:
         gr.on([open_file.upload, open_choice.input], on_reset, None, [run_state, status_md, *cleared]).then(
             on_open, [open_file, open_choice], [*opened, open_choice], show_progress_on=[status_md]).then(
             on_finish, finish_inputs, finish_outputs).then(on_view, view_inputs, view_outputs)
-        run_btn.click(on_clip_for_run, clip_inputs + [kbps, clip_state], clip_outputs).then(
-            on_reset_for_run, None, [run_state, status_md, *cleared]).then(
+        # the old results (and the A/B lists' values with them) go first: an event that the clip's frame box fires
+        # then sends values that the lists still hold, never a codec that the reset has taken out of them
+        run_btn.click(on_reset_for_run, None, [run_state, status_md, *cleared]).then(
+            on_clip_for_run, clip_inputs + [kbps, clip_state], clip_outputs).then(
             on_run, {clip_state, kbps, sweep, sweep_text, codec_box, metric_box, *preset_boxes.values()},
             [run_state, status_md, *result_outputs], concurrency_limit=settings.concurrency,
             concurrency_id="codec", show_progress="minimal", show_progress_on=[status_md]).then(
@@ -404,8 +406,10 @@ def _results_view(state: dict | None, metrics: list[str]) -> list[Any]:
                                                                                               visible=False)
                     for m in metrics]
     keys = [r["key"] for r in records]
-    ab_update = gr.update(choices=choices_ab) if state else gr.update(choices=choices_ab, value=handlers.ORIGINAL)
-    return [*video_updates, ab_update, ab_update, *plot_updates,
+    # one update each: Gradio takes the value out of an update dict as it applies it, so a shared one reaches B bare
+    ab_updates = [gr.update(choices=choices_ab) if state else gr.update(choices=choices_ab, value=handlers.ORIGINAL)
+                  for _ in range(2)]
+    return [*video_updates, *ab_updates, *plot_updates,
             handlers.results_table(state), handlers.bd_table(state), handlers.conditions_markdown(state),
             handlers.demo_model_note(state), gr.update(visible=handlers.can_match(state)),
             gr.update(choices=keys, value=next((k for k in keys if k.startswith("S2VC")), keys[0] if keys else None))]

@@ -34,12 +34,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def app_url(tmp_path: Path):
-    """`python -m app` on a free localhost port, with its session folders under tmp_path."""
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory):
+    """`python -m app` on a free localhost port, started once for this file's tests, with its session folders and
+    Gradio's cache under a temp folder: (url, that folder)."""
+    root = tmp_path_factory.mktemp("app")
     port = _free_port()
-    env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False", "S2VC_MAX_FRAMES": "32"}
-    log = open(tmp_path / "app.log", "w")
+    env = {**os.environ, "TMPDIR": str(root), "GRADIO_ANALYTICS_ENABLED": "False", "S2VC_MAX_FRAMES": "32"}
+    log = open(root / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -55,8 +57,8 @@ def app_url(tmp_path: Path):
     else:
         proc.kill()
     if proc.poll() is not None:
-        pytest.fail("the app did not start:\n" + (tmp_path / "app.log").read_text()[-3000:])
-    yield url
+        pytest.fail("the app did not start:\n" + (root / "app.log").read_text()[-3000:])
+    yield url, root
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -65,9 +67,19 @@ def app_url(tmp_path: Path):
     log.close()
 
 
+def _gone(folder: Path, timeout_s: float = 30) -> bool:
+    """Wait until `folder` is removed (a closed page's session goes in the background)."""
+    deadline = time.time() + timeout_s
+    while folder.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    return not folder.exists()
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (install it with `bash setup.sh --browser`)")
-def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
+def test_upload_run_and_see_results(app: tuple[str, Path], tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
+
+    app_url, root = app
 
     screenshot = Path(os.environ.get("S2VC_SCREENSHOT", "/tmp/s2vc_app_e2e.png"))
     with sync_playwright() as pw:
@@ -96,6 +108,8 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         expect(page.locator("#s2vc-clip")).to_contain_text(size)
 
         page.locator("#s2vc-run").click()
+        # the run says what it does from its first second (not after its first result), and no bar covers it
+        expect(page.locator("#s2vc-status")).to_contain_text(re.compile(r"steps done; now: \w"), timeout=30_000)
         expect(page.locator("#s2vc-status")).to_contain_text("Done.", timeout=100_000)
         expect(page.locator("#s2vc-zip")).to_be_enabled(timeout=30_000)
 
@@ -127,6 +141,7 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
 
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
+
         with page.expect_download() as download:
             page.locator("#s2vc-zip").click()
         bundle = tmp_path / "saved.zip"
@@ -135,7 +150,7 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         page.get_by_text("Slides: media for a talk").click()
         page.locator("#s2vc-slides-btn").click()
         expect(page.locator("#s2vc-slides")).to_contain_text("side_by_side_grid", timeout=60_000)
-        sessions = tmp_path / "s2vc-studio" / "sessions"
+        sessions = root / "s2vc-studio" / "sessions"
         (video,) = sessions.glob("*/run-*/slides/side_by_side_grid.mp4")
         _check_side_by_side(video, int(frames))
 
@@ -153,6 +168,20 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
         expect(opened.locator("#s2vc-zip")).to_be_enabled(timeout=30_000)
         opened.screenshot(path=str(screenshot.with_name(screenshot.stem + "_opened.png")), full_page=True)
         assert len(list(sessions.iterdir())) == 2, "each page has its session folder"
+
+        b_value = page.get_by_label("B (right)").input_value()
+        assert b_value != "original", b_value  # a codec's result: the list that a new run resets
+        codecs = page.locator("#s2vc-codecs")
+        for label in ("VVC (VVenC)", "S2VC"):  # a second run, short: x265 only
+            if codecs.get_by_label(label, exact=True).count():
+                codecs.get_by_label(label, exact=True).uncheck()
+        page.locator("#s2vc-run").click()
+        expect(page.locator("#s2vc-status")).to_contain_text("Done. 1 result(s).", timeout=100_000)
+        expect(page.locator("#s2vc-players video")).to_have_count(2, timeout=10_000)
+        expect(page.locator("#s2vc-zip")).to_be_enabled(timeout=30_000)  # the events after the run have run
+        page.wait_for_timeout(1000)  # and the frame views after them
+        assert page.locator(".toast-body.error").count() == 0, page.locator(".toast-body").all_inner_texts()
+        assert "is not in the list of choices" not in page.content()
         opened.close()
         page.close()
         browser.close()
@@ -161,8 +190,45 @@ def test_upload_run_and_see_results(app_url: str, tmp_path: Path) -> None:
     while any(sessions.iterdir()) and time.time() < deadline:
         time.sleep(0.5)
     assert not any(sessions.iterdir()), "the session folder outlived the closed page"
-    uploads = [p for p in (tmp_path / "s2vc-studio").rglob("*") if p.suffix in (".mp4", ".zip") and p.is_file()]
+    uploads = [p for p in (root / "s2vc-studio").rglob("*") if p.suffix in (".mp4", ".zip") and p.is_file()]
     assert not uploads, f"uploads outlived their sessions: {uploads}"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (install it with `bash setup.sh --browser`)")
+def test_two_tabs_share_one_upload(app: tuple[str, Path]) -> None:
+    """Two tabs upload the same clip (Gradio keeps one copy): closing one leaves the other's clip in place."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from app.session import UPLOADS
+
+    app_url, root = app
+    sessions = root / "s2vc-studio" / "sessions"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        tabs = [browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+        before = set(sessions.iterdir()) if sessions.is_dir() else set()
+        for tab in tabs:
+            tab.goto(app_url)
+            tab.locator("#s2vc-run").wait_for(timeout=30_000)
+            tab.locator("#s2vc-count input").fill("4")
+            tab.locator("#s2vc-upload input[type=file]").set_input_files(str(CLIP))
+            expect(tab.locator("#s2vc-clip")).to_contain_text("4 frames", timeout=30_000)
+        folders = sorted(set(sessions.iterdir()) - before)
+        listed = [set((folder / UPLOADS).read_text().split()) for folder in folders]
+        assert len(folders) == 2 and listed[0] == listed[1] and len(listed[0]) == 1, listed  # one file for both
+        (upload,) = map(Path, listed[0])
+        assert upload.is_file() and upload.name == CLIP.name
+
+        tabs[0].close()  # the first tab goes: its folder goes, the upload the second tab uses stays
+        assert _gone(folders[0]), "the closed tab's session folder stayed"
+        assert upload.is_file(), "closing one tab deleted the upload another tab is still using"
+        tabs[1].locator("#s2vc-count input").fill("3")
+        tabs[1].get_by_role("button", name="Load clip").click()  # the clip is read from the upload again
+        expect(tabs[1].locator("#s2vc-clip")).to_contain_text("3 frames", timeout=30_000)
+
+        tabs[1].close()  # the last tab that lists it: now it goes
+        browser.close()
+    assert _gone(folders[1]) and not upload.exists() and not upload.parent.exists()
 
 
 def _player_labels(page) -> list[str]:
