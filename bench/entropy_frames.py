@@ -7,8 +7,8 @@ checkout: only their public methods and the method names `_prior_context`, `_ste
 `_outputs` are used), with every network replaced by seeded random tensors of the official entropy shapes: y 128 x
 68 x 120 (I- and P-frame), the FSQ indices 17 x 30 (14 bits each) and the P-frame hyper-latent z 64 x 17 x 30. The
 I-frame's y holds a few symbols far beyond [-128, 127] (the escape path). Time split: "coder" = inside every public
-SymbolEncoder / SymbolDecoder method (construction included; nested calls count once), "distributions" = the rest of compress / decompress
-(scale indices, symbol gathering, the rate estimates). Best of `repeats` after one warm-up; single-threaded.
+SymbolEncoder / SymbolDecoder method (construction included; nested calls count once), "distributions" = the rest
+of compress / decompress (scale indices, symbol gathering, the rate estimates). Best of `repeats` after one warm-up; single-threaded.
 "latents" is a hash of the decoded y_hat: equal across checkouts when both decode the same latents.
 """
 from __future__ import annotations

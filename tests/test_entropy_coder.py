@@ -1,6 +1,7 @@
 """Round trips, exact size accounting and error paths of the constriction range-coder wrapper."""
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -269,3 +270,24 @@ def test_finish_fetching_returns_the_stream_and_the_extra_tensors_exactly():
     assert np.array_equal(arrays[0].reshape(6, 4, 3), picture.numpy())
     assert arrays[1].tolist() == [1234.5] and arrays[3].tolist() == [True, False]
     assert arrays[2].tolist() == extras[2].float().tolist()
+
+
+FORMAT_3_SHA256 = "3ee7dddf6b5d97788fecacc4dc5ce4e49eff9e7361b73e3cd514f2cd618fe15a"
+
+
+def test_format_3_y_coding_gives_the_pinned_bytes():
+    """Golden bytes of the y coding (both scale tables, escapes, fixed-length codes): integer tables and an
+    integer coder, integer-derived symbols: the same on every machine. A change here changes the bitstream: bump FORMAT_VERSION."""
+    generator = torch.Generator().manual_seed(2025)
+    enc = SymbolEncoder()
+    for table, escape in ((image_scale_table(), True), (video_scale_table(), False)):
+        index = torch.randint(0, table.levels, (1, 8, 4, 6), generator=generator)
+        symbols = (torch.randint(-30, 31, (1, 8, 4, 6), generator=generator) * table.values[index] / 10).round().long()
+        if escape:
+            symbols.view(-1)[:3] = torch.tensor([300, -70000, 127])
+        else:
+            symbols = symbols.clamp(-128, 127)
+        enc.encode_gaussian_indexed(symbols, index, table.host_values, escape=escape)
+    enc.encode_bits(torch.arange(5) * 3000, 14)
+    data = enc.finish()
+    assert len(data) == 236 and hashlib.sha256(data).hexdigest() == FORMAT_3_SHA256

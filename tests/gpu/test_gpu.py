@@ -208,5 +208,6 @@ def test_vae_attention_windows_stacked_against_the_window_loop() -> None:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     print(f"\nVAE mid-block attention, {tuple(x.shape)} latent, window {window}, on {DEVICE}: stacked "
           f"{1000 * seconds[True]:.1f} ms against {1000 * seconds[False]:.1f} ms one window at a time "
-          f"({seconds[False] / seconds[True]:.2f}x); max difference {(outs[True] - outs[False]).abs().max().item():.2e}")
+          f"({seconds[False] / seconds[True]:.2f}x); "
+          f"max difference {(outs[True] - outs[False]).abs().max().item():.2e}")
     torch.testing.assert_close(outs[True], outs[False], rtol=1e-4, atol=1e-4)
