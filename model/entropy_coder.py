@@ -124,20 +124,22 @@ _NUMPY_DTYPES = {torch.bool: np.bool_, torch.uint8: np.uint8, torch.int8: np.int
 
 
 def _host(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
-    """Flattened numpy copies of `tensors` in one read (one host wait on a GPU, whatever their number): their bytes
-    travel packed in one uint8 tensor. Floating tensors arrive as float32 (exact for bf16 / fp16) or float64."""
+    """Flattened numpy copies of `tensors` with one read per device (one host wait on a GPU, whatever their
+    number): each device's tensors travel packed as the bytes of one uint8 tensor. Floating tensors arrive as
+    float32 (exact for bf16 / fp16) or float64."""
     flat = []
     for t in tensors:
         t = t.detach().reshape(-1)
         flat.append(t.float() if t.dtype in (torch.bfloat16, torch.float16) else t)
-    if not flat:
-        return []
-    packed = torch.cat([t.contiguous().view(torch.uint8) for t in flat]).cpu().numpy()
-    out, start = [], 0
-    for t in flat:
-        size = t.numel() * t.element_size()
-        out.append(packed[start : start + size].view(_NUMPY_DTYPES[t.dtype]))
-        start += size
+    out: list[np.ndarray | None] = [None] * len(flat)
+    for device in dict.fromkeys(t.device for t in flat):
+        indices = [i for i, t in enumerate(flat) if t.device == device]
+        packed = torch.cat([flat[i].contiguous().view(torch.uint8) for i in indices]).cpu().numpy()
+        start = 0
+        for i in indices:
+            size = flat[i].numel() * flat[i].element_size()
+            out[i] = packed[start : start + size].view(_NUMPY_DTYPES[flat[i].dtype])
+            start += size
     return out
 
 

@@ -291,3 +291,4 @@ def test_format_3_y_coding_gives_the_pinned_bytes():
     enc.encode_bits(torch.arange(5) * 3000, 14)
     data = enc.finish()
     assert len(data) == 236 and hashlib.sha256(data).hexdigest() == FORMAT_3_SHA256
+
