@@ -237,6 +237,9 @@ def per_frame_figure(results: dict, metric: str) -> Any:
     info = results["metrics"][metric]
     plain = plain_name(metric, info["variant"])
     fig = make(results, metric).update_layout(yaxis_title=plain)
+    drawn = [r for r in results["records"] if r["per_frame"].get(metric)]  # comparisons draws these, in order
+    for trace, record in zip(fig.data, drawn):
+        trace.name = record.get("key", trace.name)  # "S2VC · q0 · 180.2 kbps", as the players are labelled
     return _fit(fig, f"{plain} per frame, {direction(info['higher_is_better'])}", f"{metric}: {info['variant']}")
 
 

@@ -262,6 +262,8 @@ def _stream(state: dict, work: Work, order: list[Job], session_path: Path, progr
             state["steps"] = f"{finished} of {steps} steps done"
             progress(finished / steps, state["activity"])
             yield _snapshot(state)
+    if session.is_closed(session_path):  # the lanes stopped without a word: no "done" for a closed page
+        return
     state |= {"done": True, "activity": "done", "steps": f"{steps} of {steps} steps done"}
     progress(1.0, "done")
     yield _snapshot(state)

@@ -709,6 +709,8 @@ def test_tables_titles_and_report_read_well(finished_run: dict) -> None:
     assert subtitle.replace("<br>", " ").startswith("psnr_rgb: PSNR on 8-bit RGB")
     assert all(len(line) <= 90 for line in subtitle.split("<br>"))
     assert [t.name for t in figure.data] == ["S2VC · q3", "HEVC (x265) · ultrafast"]  # as the page names results
+    per_frame = handlers.per_frame_figure(state, "psnr_rgb")
+    assert [t.name for t in per_frame.data] == [r["key"] for r in handlers.player_records(state)]  # as the players
     tiny = {**state, "results": {**state["results"], "records": [
         r | {"version": "S2VC preset=tiny, ..."} if r["codec"] == "s2vc" else r for r in state["results"]["records"]]}}
     assert handlers.rd_figures(tiny, handlers.s2vc_name(tiny))["psnr_rgb"].data[0].name == \
