@@ -73,7 +73,7 @@ def pair_frames(name: str, gt_dir: Path, recon_dir: Path) -> Sequence:
         if not files:
             raise EvaluateError(f"{folder}: no PNG frames")
     gt_index = {int(m.group(1)): p for p in gt if (m := _RELEASE_GT.match(p.name))}
-    rec = [(int(m.group(1)), float(m.group(2) or 0.0), p) for p in recon if (m := _RELEASE_RECON.match(p.name))]
+    rec = [(int(m.group(1)), float(m.group(2) or math.nan), p) for p in recon if (m := _RELEASE_RECON.match(p.name))]
     if len(gt_index) == len(gt) and len(rec) == len(recon):  # the release's names on both sides
         rec.sort(key=lambda r: r[0])
         indices = [r[0] for r in rec]
@@ -88,7 +88,7 @@ def pair_frames(name: str, gt_dir: Path, recon_dir: Path) -> Sequence:
     if len(gt) != len(recon):
         raise EvaluateError(f"{name}: {len(gt)} ground-truth PNGs in {gt_dir} but {len(recon)} reconstructions in "
                             f"{recon_dir} (without the release's im00001.png names, counts must be equal)")
-    return Sequence(name, gt, recon, [0.0] * len(gt))
+    return Sequence(name, gt, recon, [math.nan] * len(gt))
 
 
 def find_sequences(gt_root: Path, recon_root: Path, recon_subdir: str | None = None) -> list[Sequence]:
@@ -152,6 +152,8 @@ def evaluate(sequences: list[Sequence], dataset: str, out: Path, metrics: list[s
             pool = PatchFIDPool(METRICS[fid_metric].patch, device)
         except WeightsMissing as exc:
             reasons[fid_metric] = str(exc)
+    for name, why in reasons.items():
+        log(f"{name}: not computed: {why}")
     per_sequence, skipped = [], []
     (out / "detail").mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -240,7 +242,8 @@ def _sequence_row(name: str, detail: dict[str, np.ndarray], metrics: list[str], 
         values = detail.get(metric)
         defined = values[~np.isnan(values)] if values is not None else np.array([])
         row[_column(metric, 1)] = float(defined.mean()) if defined.size else math.nan
-    row["bpp"] = float(np.mean(bpp))
+    known = [b for b in bpp if not math.isnan(b)]
+    row["bpp"] = float(np.mean(known)) if len(known) == len(bpp) else math.nan
     return row
 
 
@@ -262,6 +265,6 @@ def _notes(dataset: str, metrics: list[str], reasons: dict[str, str], pool: Patc
         lines.append(f"- `{column}` ({metric}): {variant(metric)}.{state}")
     if pool is not None and not any(m in reasons for m in FID_METRICS):
         lines.append(f"- patch FID pooled {pool.pairs} patch pairs of {pool.size}x{pool.size} over the dataset.")
-    lines.append("- `bpp`: the value in the reconstruction's file name (`im00001_bpp_0.123456.png`), 0 without one.")
+    lines.append("- `bpp`: the value in the reconstruction's file name (`im00001_bpp_0.123456.png`), empty without one.")
     lines += [f"- left empty on sequence {line}" for line in skipped]
     return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ def test_pairing_by_release_names_and_by_sorted_order(tmp_path: Path) -> None:
     write_pngs(tmp_path / "x", frames, ["f9.png", "f10.png", "f100.png"])
     write_pngs(tmp_path / "y", frames, ["a.png", "b.png", "c.png"])
     (seq,) = find_sequences(tmp_path / "x", tmp_path / "y")
-    assert [p.name for p in seq.gt] == ["f9.png", "f10.png", "f100.png"] and seq.bpp == [0.0] * 3
+    assert [p.name for p in seq.gt] == ["f9.png", "f10.png", "f100.png"] and np.isnan(seq.bpp).all()  # no bpp
 
 
 def test_bad_folders_get_one_line(tmp_path: Path) -> None:
@@ -82,7 +82,8 @@ def test_release_psnr_floors_the_error() -> None:
     assert release_psnr(ref, test)[0] == pytest.approx(-10 * np.log10((1 / 255) ** 2 / ref[0].size))
 
 
-def test_tables_have_the_release_layout_offline(tmp_path: Path) -> None:
+def test_tables_have_the_release_layout_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weights (and offline: conftest)
     gt, rec = dataset(tmp_path, {"A": 3, "B": 2})
     out = tmp_path / "out"
     paths = evaluate(find_sequences(gt, rec, "q1"), "toy", out, ["psnr_rgb", "lpips_alex", "dists", "flolpips_raft"],
@@ -117,12 +118,14 @@ def test_flolpips_and_patch_fid_as_the_release_writes_them(cached, tmp_path: Pat
     assert "pooled 6 patch pairs of 128x128" in (out / "toy_variants.md").read_text()  # 1 per frame, 6 frames
 
 
-def test_cli_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weights (and offline: conftest)
     gt, rec = dataset(tmp_path, {"A": 2})
     assert main(["evaluate", str(gt), str(rec), "--recon-subdir", "q1", "--out", str(tmp_path / "o"),
-                 "--metrics", "psnr_rgb", "--device", "cpu"]) == 0
+                 "--metrics", "psnr_rgb,dists", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "| name" in printed and "summary" in printed and (tmp_path / "o" / "gt_summary.csv").is_file()
+    assert "dists: not computed: " in printed and "vgg16-397923af.pth" in printed  # offline, no weights
     with pytest.raises(SystemExit, match="unknown metric"):
         main(["evaluate", str(gt), str(rec), "--out", str(tmp_path / "o"), "--metrics", "psnr_rgb,nope"])
     with pytest.raises(SystemExit, match="rec/A: no PNG frames"):
