@@ -95,7 +95,7 @@ def test_offline_says_which_file_goes_where(empty_home: Path, switch: str, monke
     for name, filename in expected.items():
         why = reasons[name]
         assert filename in why and str(empty_home) in why and f"{switch}=1" in why and "\n" not in why, name
-    assert "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in weights.status(weights.RAFT_LARGE)
+    assert "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in reasons["flolpips_raft"]  # both its files, in one line
     with pytest.raises(MetricError, match=r"lpips_alex: .*alexnet-owt-7be5be79\.pth"):
         get_metric("lpips_alex").evaluate(clip(t=1, h=40, w=40), clip(t=1, h=40, w=40))
     assert not empty_home.exists() or not any(empty_home.iterdir())

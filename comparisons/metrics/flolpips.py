@@ -26,7 +26,7 @@ from comparisons.metrics import nets
 from comparisons.metrics.base import Metric, to_tensor
 from comparisons.metrics.deep import LPIPSAlex, STLPIPS, package_missing
 from comparisons.metrics.flow import horn_schunck
-from comparisons.metrics.weights import ALEXNET, RAFT_LARGE, status
+from comparisons.metrics.weights import ALEXNET, RAFT_LARGE, statuses
 
 RAFT_ITERATIONS = 12
 RAFT_MIN_SIDE = 128  # its correlation pyramid needs 1/8-scale features of at least 16 px
@@ -145,7 +145,7 @@ class FloLPIPSRAFT(_FloBase):
 
     @classmethod
     def availability(cls) -> str | None:
-        return package_missing("lpips", "lpips") or status(ALEXNET) or status(RAFT_LARGE)
+        return package_missing("lpips", "lpips") or statuses(ALEXNET, RAFT_LARGE)
 
     def applicable(self, frames: int, height: int, width: int) -> str | None:
         if min(height, width) < RAFT_MIN_SIDE:

@@ -87,6 +87,12 @@ def status(weights: WeightFile) -> str | None:
     return None
 
 
+def statuses(*files: WeightFile) -> str | None:
+    """`status` of several files in one line: None when none is missing, else every missing one's line, joined."""
+    lines = [line for line in map(status, files) if line]
+    return "; and ".join(lines) if lines else None
+
+
 def ensure(weights: WeightFile) -> Path:
     """The cached file's path, fetched first when missing and online; `WeightsMissing` (one line) otherwise."""
     path = weights.path()
