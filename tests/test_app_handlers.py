@@ -715,6 +715,8 @@ def test_tables_titles_and_report_read_well(finished_run: dict) -> None:
         r | {"version": "S2VC preset=tiny, ..."} if r["codec"] == "s2vc" else r for r in state["results"]["records"]]}}
     assert handlers.rd_figures(tiny, handlers.s2vc_name(tiny))["psnr_rgb"].data[0].name == \
         "S2VC (small CPU demo model) · q3"
+    assert engine.s2vc_name(state["results"], {"model checkpoint": "s2vc_official"}) == "S2VC (s2vc_official)"
+    assert engine.s2vc_name(state["results"], {"model checkpoint": "bundled default (assets/models)"}) == "S2VC"
     report = Path(state["exports"]["report"]).read_text()
     assert state["dir"] not in report and "bitstreams/x265_200kbps" in report  # relative to the download
     from app.report import inline_markdown
