@@ -7,9 +7,12 @@ latent MSE against the autoencoder encoder's latent of the input, bits per pixel
 - the autoencoder alone: its encoder's latent decoded by the model's decoder (the best any coded frame can look
   through that decoder), and, for TAEF2-based models, by TAEF2's own decoder (reference);
 - every rate point coded through the buffers: the generator's x0 latents decoded by the model's decoder (what
-  the codec delivers) and by TAEF2's decoder, with the latent error of the I-frame and of the P-frames apart, and
-  the latent error that x0 would have without the U-Net's noise prediction (x0 = r / sqrt(abar), r the
-  `vae_reduction` of the control feature; same buffers): close to the coded error, the U-Net contributes little.
+  the codec delivers) and, for a model with a decoder of its own, by TAEF2's decoder, with the latent error of
+  the I-frame and of the P-frames apart, and the latent error that x0 would have without the U-Net's noise
+  prediction (x0 = r / sqrt(abar), r the `vae_reduction` of the control feature; same buffers);
+- per rate point, that x0 without the noise prediction decoded by the model's decoder ("no eps" rows): what the
+  frames would look like if the one-step U-Net's output were dropped. Close to the coded row: the U-Net
+  contributes little.
 If the latent error does not fall as the bits rise, the transforms, not the bits, limit the codec.
 
 `--optimise N` then splits the I-frame's latent error at the top rate point between the codec's parts, by gradient
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(row.format("autoencoder -> model decoder", *score(model.vae.decode(target)), *blank))
         if taef2_decode is None:
             print(f"autoencoder -> TAEF2 decoder: skipped, {why}")
-        else:
+        elif not model.vae.model.has_taef2_decoder:
             print(row.format("autoencoder -> TAEF2 decoder (reference)", *score(taef2_decode(target)), *blank))
         for r, name in enumerate(model.rate_names):
             latents, without_eps, types, bits = code_clip(model, x, r)
@@ -177,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             bpp = f"{sum(bits) / len(bits) / (h * w):.4f}"
             errors = (lat_i, lat_p, no_unet, bpp)
             print(row.format(f"{name} coded -> model decoder", *score(model.vae.decode(latents)), *errors))
-            if taef2_decode is not None:
+            print(row.format(f"{name} no eps -> model decoder", *score(model.vae.decode(without_eps)), *errors))
+            if taef2_decode is not None and not model.vae.model.has_taef2_decoder:
                 print(row.format(f"{name} coded -> TAEF2 decoder", *score(taef2_decode(latents)), *errors),
                       flush=True)
     if args.optimise:

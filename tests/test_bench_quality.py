@@ -86,10 +86,15 @@ def test_bench_ceilings_rows(small_model: Path, png_clip: Path, capsys: pytest.C
     assert "autoencoder -> model decoder" in out
     assert "autoencoder -> TAEF2 decoder: skipped, TAEF2 weights not found" in out  # --taef2 names no weights
     rows = [line for line in out.splitlines() if " coded -> model decoder" in line]
-    assert [row.split()[0] for row in rows] == ["q0", "q1", "q2", "q3"]
+    assert [row.split()[0] for row in rows] == ["q0", "q1", "q2", "q3", "q4"]
     lat_i, lat_p, without_unet = (float(v) for v in rows[0].split()[-4:-1])
     assert lat_i > 0 and lat_p > 0 and without_unet > 0
     assert "no U-Net" in out
+    no_eps = [line for line in out.splitlines() if " no eps -> model decoder" in line]
+    assert [row.split()[0] for row in no_eps] == ["q0", "q1", "q2", "q3", "q4"]
+    for coded, dropped in zip(rows, no_eps):  # same clip, same buffers: the latent errors are the same figures
+        assert coded.split()[-4:] == dropped.split()[-4:]
+        assert coded.split()[-6:-4] != dropped.split()[-6:-4]  # the pictures differ (a random U-Net's eps)
 
 
 def test_bench_ceilings_splits_the_iframe_error(small_model: Path, png_clip: Path,
@@ -97,7 +102,7 @@ def test_bench_ceilings_splits_the_iframe_error(small_model: Path, png_clip: Pat
     assert bench("bench_ceilings").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "2",
                                          "--taef2", str(png_clip), "--threads", "1", "--optimise", "5"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
-    assert line.startswith("I-frame at q3, latent MSE (5 Adam steps, networks frozen): ")
+    assert line.startswith("I-frame at q4, latent MSE (5 Adam steps, networks frozen): ")
     values = dict(re.findall(r"(coded|best y_hat|best f_pix) ([\d.]+)", line))
     coded, best_y, best_f = (float(values[k]) for k in ("coded", "best y_hat", "best f_pix"))
     assert best_f < coded and best_y <= coded  # descent from the coded tensors lowers the error

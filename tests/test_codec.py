@@ -170,10 +170,10 @@ def test_bad_inputs(model):
     frames = clip(1, 64, 64)
     with pytest.raises(ValueError, match="uint8 array"):
         model.compress(frames.astype(np.float32), 0, 25)
-    with pytest.raises(ValueError, match="rate index 4 out of range"):
-        model.compress(frames, 4, 25)
+    with pytest.raises(ValueError, match="rate index 5 out of range"):
+        model.compress(frames, 5, 25)
     with pytest.raises(ValueError, match="fps must be a positive number"):
         model.compress(frames, 0, 0)
     described = model.describe()
-    assert described["preset"] == "tiny" and described["rate_names"] == ["q0", "q1", "q2", "q3"]
+    assert described["preset"] == "tiny" and described["rate_names"] == ["q0", "q1", "q2", "q3", "q4"]
     assert described["reset_interval"] == RESET_INTERVAL and len(model.weights_hash) == 16

@@ -172,7 +172,7 @@ def _small_config(tmp_path: Path, **changes) -> TrainConfig:
     base = dict(
         stage="cascade", model_overrides=SMALL, out_dir=str(tmp_path / "run"), num_frames=4, crop=64,
         cascade_reset_interval=2, batch_size=1, max_steps=2, warmup_steps=1, checkpoint_every=100, eval_every=0,
-        val_fraction=0.0, lambdas=(1.0, 2.0, 4.0, 8.0), loss=LossWeights(latent_weight=0.05),
+        val_fraction=0.0, lambdas=(1.0, 2.0, 4.0, 8.0, 16.0), loss=LossWeights(latent_weight=0.05),
     )
     return TrainConfig(**{**base, **changes})
 
@@ -305,3 +305,21 @@ def test_overrides_on_a_pretrained_model_keep_every_fitting_weight(tmp_path: Pat
     assert not torch.equal(new.state_dict()["vae.model.decoder.1.weight"], old_state["vae.model.decoder.1.weight"])
     with pytest.raises(ValueError, match="outside the decoder"):
         with_overrides(old, {"inter_channels": 48})
+
+
+def test_overrides_back_to_taef2_s_decoder_layout_load_its_pretrained_decoder(shared_data: Path) -> None:
+    from model.codec import S2VC
+    from model.config import tiny
+    from model.taesd import DECODER_FILE, taef2_dir
+    from model.train.loop import with_overrides
+
+    if not (taef2_dir() / DECODER_FILE).is_file():
+        pytest.skip(f"TAEF2 weights not found in {taef2_dir()}")
+    small = {k: tuple(v) if isinstance(v, list) else v for k, v in SMALL.items()}
+    narrow = S2VC(tiny().replace(**small, vae_decoder_widths=(64, 32, 16, 8), vae_decoder_blocks=(1, 1, 1, 1)))
+    new = with_overrides(narrow, {"vae_decoder_widths": [], "vae_decoder_blocks": []})
+    assert new.vae.model.has_taef2_decoder
+    stored = torch.load(taef2_dir() / DECODER_FILE, map_location="cpu", weights_only=True)
+    decoder = new.vae.model.decoder.state_dict()
+    assert set(decoder) == set(stored)
+    assert all(torch.equal(decoder[k], stored[k].float()) for k in stored)

@@ -75,9 +75,9 @@ def test_time_budget_ends_the_run_checkpointed_evaluated_and_final_in_time(tmp_p
     assert [r["step"] for r in rows if "split" not in r] == list(range(1, steps + 1))
     val_steps = sorted({r["step"] for r in rows if r.get("split") == "val"})
     assert val_steps == [1, steps]  # measured after the first step, then the end of the held-out curve
-    assert len([r for r in rows if r.get("split") == "val"]) == 2 * 4  # every rate point each time
+    assert len([r for r in rows if r.get("split") == "val"]) == 2 * 5  # every rate point each time
     assert checkpoints(tmp_path / "run")[-1].name == f"step_{steps:08d}"
-    assert final == tmp_path / "run" / "final" and S2VC.from_pretrained(final).config.num_rates == 4
+    assert final == tmp_path / "run" / "final" and S2VC.from_pretrained(final).config.num_rates == 5
     assert 0 < trainer.horizon < cfg.max_steps  # the cosine was planned over the steps that fit
 
 

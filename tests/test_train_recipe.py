@@ -33,7 +33,7 @@ def sources(tmp_path: Path) -> list[str]:
 
 def _changes(tmp_path: Path, sources: list[str], **more) -> dict:
     return {"sources": sources, "cache_dir": str(tmp_path / "cache"), "crop": 64, "batch_size": 1, "num_workers": 0,
-            "val_fraction": 0.0, "lambdas": [1.0, 2.0, 4.0, 8.0], "cascade.num_frames": 4,
+            "val_fraction": 0.0, "lambdas": [1.0, 2.0, 4.0, 8.0, 16.0], "cascade.num_frames": 4,
             "cascade.cascade_reset_interval": 2, **more}
 
 

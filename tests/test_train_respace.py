@@ -11,13 +11,16 @@ from safetensors.torch import load_file
 
 from model import S2VC, tiny
 from model.loading import DEFAULT_MODEL_DIR
-from model.train.respace import interpolate_log, main, respace
+from model.train.respace import interpolate_log, main, respace, with_rate_points
 from tests.test_train_merge import SMALL
+
+
+FOUR_RATES = {"num_rates": 4, "rate_names": ("q0", "q1", "q2", "q3")}
 
 
 def _model(seed: int = 0, **overrides) -> S2VC:
     torch.manual_seed(seed)
-    model = S2VC(tiny().replace(**SMALL, **overrides))
+    model = S2VC(tiny().replace(**SMALL, **{**FOUR_RATES, **overrides}))
     with torch.no_grad():  # distinct, positive gains per rate point, as after training
         for name, param in model.named_parameters():
             if name.endswith("y_q_scale"):
@@ -66,7 +69,7 @@ def test_respace_lowers_the_bits_of_the_bundled_model_s_lowest_rate_point() -> N
     clip = np.stack([np.stack([(x * 4 + t * 3) % 256, (y * 4) % 256, (x + y) * 2 % 256], -1) for t in range(2)])
     clip = clip.astype(np.uint8)
     bits_before = sum(model.estimate_bits(clip, 0))
-    respace(model, [-1.0, 1.0, 2.0, 3.0])
+    respace(model, [-1.0, *range(1, model.config.num_rates)])
     assert sum(model.estimate_bits(clip, 0)) < 0.9 * bits_before
 
 
@@ -95,8 +98,42 @@ def test_cli_writes_a_loadable_model_and_prints_the_lambdas(tmp_path: Path, caps
 
 def test_cli_rejects_bad_arguments_before_writing_anything(tmp_path: Path) -> None:
     _model().save_pretrained(tmp_path / "src")
-    for extra in (["--positions=0,1,2"], ["--positions=0,1,x,3"], ["--positions=0,1,2,3", "--lambdas", "1,2"]):
+    for extra in (["--positions=0"], ["--positions=0,1,x,3"], ["--positions=0,1,2,3", "--lambdas", "1,2"]):
         with pytest.raises(SystemExit) as exc:
             main(["--model", str(tmp_path / "src"), "-o", str(tmp_path / "out"), *extra])
         assert exc.value.code == 2
         assert not (tmp_path / "out").exists()
+
+
+def test_with_rate_points_changes_the_count_and_keeps_every_other_weight() -> None:
+    model = _model()
+    five = with_rate_points(model, [-1.0, 0.0, 0.5, 2.0, 3.0])
+    assert five.config.num_rates == 5 and five.rate_names == ["q0", "q1", "q2", "q3", "q4"]
+    old, new = model.state_dict(), five.state_dict()
+    assert set(old) == set(new)
+    per_rate = {k for k in new if k.endswith("y_q_scale") or ".bit_estimator_z." in k}
+    assert len(per_rate) == 13  # two gains, f1..f4 h and b, f1..f3 a
+    for key in set(new) - per_rate:
+        assert torch.equal(new[key], old[key]), key
+    for key in ("intra.y_q_scale", "inter.y_q_scale"):
+        g = old[key]
+        assert new[key].shape[0] == 5
+        assert torch.allclose(new[key][1], g[0]) and torch.allclose(new[key][4], g[3])
+        assert torch.allclose(new[key][2], (g[0] * g[1]).sqrt())
+        assert torch.allclose(new[key][0], g[0] * g[0] / g[1])
+    for key in (k for k in per_rate if ".bit_estimator_z." in k):
+        assert [torch.equal(new[key][i], old[key][j]) for i, j in enumerate([0, 0, 1, 2, 3])] == [True] * 5
+    y, x = np.mgrid[0:64, 0:64]
+    clip = np.stack([np.stack([(x * 4 + t * 3) % 256, (y * 4) % 256, (x + y) * 2 % 256], -1) for t in range(2)])
+    assert len(five.eval().estimate_bits(clip.astype(np.uint8), 4)) == 2  # the new top rate point codes
+    with pytest.raises(ValueError, match="at least two positions"):
+        with_rate_points(model, [0.0])
+
+
+def test_cli_with_more_positions_writes_a_model_with_more_rate_points(tmp_path: Path, capsys) -> None:
+    _model().save_pretrained(tmp_path / "src")
+    assert main(["--model", str(tmp_path / "src"), "--positions=-1,0,1,2,3", "--lambdas", "4,16,64,256",
+                 "-o", str(tmp_path / "out")]) == 0
+    assert "lambdas for the new points: [1.0, 4.0, 16.0, 64.0, 256.0]" in capsys.readouterr().out
+    moved = S2VC.from_pretrained(tmp_path / "out")
+    assert moved.config.num_rates == 5 and moved.intra.y_q_scale.shape[0] == 5

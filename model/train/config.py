@@ -4,9 +4,9 @@ Stages (S2VC_ARCHITECTURE.md §1): `intra` trains the I-frame codec with the gen
 frames; `inter` trains the P-frame codec with the generator's pframe path on short clips, the I-frame side frozen;
 `cascade` fine-tunes the P side through the decoded-picture buffer over longer clips with a reset inside, so that
 Temporal Consistency Guidance (the U-Net fusion blocks) learns from its own decoded references; `decoder` trains the
-latent autoencoder's decoder alone (a narrower one of our own for the CPU), on the autoencoder's own latents
-(`decoder_input="autoencoder"`: distillation towards the real frames) or on the generator's x0 latents of coded
-I/P clips (`"generator"`: it learns to undo the generator's typical errors).
+latent autoencoder's decoder alone (TAEF2's, pretrained and otherwise frozen, or a layout of one's own), on the
+autoencoder's own latents (`decoder_input="autoencoder"`: distillation towards the real frames) or on the
+generator's x0 latents of coded I/P clips (`"generator"`: it learns to undo the generator's typical errors).
 """
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def is_trainable(name: str, patterns: list[re.Pattern]) -> bool:
     return any(p.search(name) for p in patterns)
 
 
+# SOURCES.md section 5: licensed real footage collected for training (22 clips, 240p to 1080p)
+VIDEO_TRAIN_FOLDERS = ("sam2_gallery_720p", "mdn_cc0", "openh264_res", "intel_sample_videos", "flutter_butterfly_720p")
+
+
 def default_sources(root: str = SHARED_DATA) -> list[str]:
     """Everything offline except the evaluation clip: shared videos and images, scikit-image and gradio media."""
     return [
@@ -55,6 +59,8 @@ def default_sources(root: str = SHARED_DATA) -> list[str]:
         f"images:{root}/images/kodak",
         "skimage",
         "gradio",
+        *(f"video:{root}/video_train/{name}" for name in VIDEO_TRAIN_FOLDERS),
+        f"frames:{root}/video_train/videnn_tennis_352x240_150f_png",
     ]
 
 
@@ -103,7 +109,8 @@ class TrainConfig:
     ema_decay: float = 0.0
 
     # rate-distortion
-    lambdas: tuple[float, ...] = (16.0, 48.0, 144.0, 432.0)  # one per config.rate_names, low rate first
+    # one per config.rate_names, low rate first; the bundled model's (latent loss, LATENT_ONLY): its five rate points
+    lambdas: tuple[float, ...] = (0.6, 2.5, 11.0, 46.0, 140.0)
     decode: bool = True  # False: latent loss only, the autoencoder's decoder is skipped
     decoder_input: str = "autoencoder"  # stage "decoder": what the decoder learns to decode (DECODER_INPUTS)
     loss: LossWeights = field(default_factory=LossWeights)
@@ -230,11 +237,11 @@ def tiny_cpu_cascade() -> TrainConfig:
 
 
 def tiny_cpu_decoder() -> TrainConfig:
-    """CPU, tiny model: the narrow decoder distilled on the TAEF2 encoder's latents of real frames (MSE +
-    ST-LPIPS against the frames themselves)."""
+    """CPU, tiny model: the decoder (TAEF2's in the tiny preset; a layout of one's own through `model_overrides`
+    starts fresh) trained on the TAEF2 encoder's latents of real frames (MSE + ST-LPIPS against the frames)."""
     return TrainConfig(
         stage="decoder", out_dir="runs/tiny-decoder", num_frames=1, crop=128, still_fraction=0.5, batch_size=8,
-        lr=1e-3, warmup_steps=50, max_steps=3000, lambdas=(1.0, 1.0, 1.0, 1.0), loss=PIXEL_PERCEPTUAL,
+        lr=1e-3, warmup_steps=50, max_steps=3000, lambdas=(1.0,) * 5, loss=PIXEL_PERCEPTUAL,
     )
 
 

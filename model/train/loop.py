@@ -117,8 +117,9 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 def with_overrides(model: nn.Module, overrides: dict) -> nn.Module:
     """`model` rebuilt with some config fields changed, keeping every weight whose name and shape still fit.
 
-    Only the autoencoder's decoder may change shape (a new decoder layout starts from a fresh initialisation and
-    is trained by the `decoder` stage); any other mismatch is an error.
+    Only the autoencoder's decoder may change shape (a new decoder layout of one's own starts from a fresh
+    initialisation and is trained by the `decoder` stage; TAEF2's layout gets TAEF2's pretrained decoder, from
+    `model.taesd.taef2_dir()`); any other mismatch is an error.
     """
     from model.codec import S2VC
     from model.config import S2VCConfig
@@ -132,7 +133,12 @@ def with_overrides(model: nn.Module, overrides: dict) -> nn.Module:
     before, after = _decoder_layout(model.config), _decoder_layout(config)
     new.load_state_dict({k: v for k, v in old.items()  # a new decoder layout keeps none of the old decoder
                          if before == after or not k.startswith(VAE_DECODER_PREFIX)}, strict=False)
-    if before != after:
+    if before != after and new.vae.model.has_taef2_decoder:
+        from model.taesd import load_taef2_weights
+
+        load_taef2_weights(new.vae.model)  # the encoder is TAEF2's already (never trained): only the decoder changes
+        log.info("the decoder changed layout %s -> %s: TAEF2's pretrained decoder", before, after)
+    elif before != after:
         log.info("the decoder changed layout %s -> %s and starts fresh", before, after)
     return new
 

@@ -9,6 +9,9 @@ interpolated the same way (log-linearly), so the model starts close to where its
 
     python -m model.train.respace --model assets/models/s2vc-tiny --positions=-0.8,0.3,1.5,3 \
         --lambdas 16,56,200,1600 -o runs/respaced [--dtype float16]
+
+With a different number of positions than the model has rate points, the result is a model with one rate point
+per position (named q0, q1, ...): every other weight is kept, the per-rate tensors are built as above.
 """
 from __future__ import annotations
 
@@ -68,6 +71,36 @@ def respace(model: torch.nn.Module, positions: Sequence[float]) -> list[str]:
     return changed
 
 
+def with_rate_points(model: torch.nn.Module, positions: Sequence[float]) -> torch.nn.Module:
+    """A copy of `model` with one rate point per position (named q0, q1, ...), its per-rate tensors placed at
+    `positions` on the old rate axis as `respace` does, every other weight unchanged."""
+    from model.codec import S2VC
+
+    old_rates = model.config.num_rates
+    if old_rates < 2:
+        raise ValueError("respacing needs a variable-rate model (at least two rate points)")
+    if len(positions) < 2:
+        raise ValueError(f"a variable-rate model needs at least two positions, got {len(positions)}")
+    count = len(positions)
+    config = model.config.replace(num_rates=count, rate_names=tuple(f"q{i}" for i in range(count)))
+    new = S2VC(config)
+    nearest = [min(max(math.floor(float(p) + 0.5), 0), old_rates - 1) for p in positions]  # ties go up
+    per_rate = {f"{name}.{leaf}" for name, module in model.named_modules()
+                if isinstance(module, BitEstimator) and module.qp_num == old_rates
+                for leaf, _ in module.named_parameters()}
+    state = {}
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if name.endswith("y_q_scale"):
+                value = interpolate_log(value.clamp_min(1e-3), positions)
+            elif name in per_rate:
+                value = value[nearest]
+            state[name] = value
+    new.load_state_dict(state, strict=True)
+    new.invalidate_hash()
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train.respace", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,11 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     if old is not None and len(old) != model.config.num_rates:
         parser.error(f"--lambdas needs {model.config.num_rates} values, got {len(old)}")
     try:
-        changed = respace(model, positions)
+        if len(positions) == model.config.num_rates:
+            changed = len(respace(model, positions))
+        else:
+            model = with_rate_points(model, positions)
+            changed = 0
     except ValueError as exc:
         parser.error(str(exc))
     model.save_pretrained(args.out, dtype=getattr(torch, args.dtype))
-    print(f"{len(changed)} per-rate tensors respaced to positions {positions}; written to {args.out}")
+    what = f"{changed} per-rate tensors respaced" if changed else f"{model.config.num_rates} rate points placed"
+    print(f"{what} at positions {positions}; written to {args.out}")
     if old is not None:
         new = [round(float(v), 2) for v in interpolate_log(torch.tensor(old), positions)]
         print(f"lambdas for the new points: {json.dumps(new)}")

@@ -1,7 +1,8 @@
 """Training sources: parse source specs, decode every clip once into a uint8 cache, split held-out items by name.
 
 A source spec is a string:
-  ``video:PATH``        one video file, or a folder of them (anything PyAV opens: mp4, avi, mkv, webm, mov, y4m)
+  ``video:PATH``        one video file, or a folder of them (anything PyAV opens: mp4, avi, mkv, webm, mov, y4m,
+                        raw H.264 .264)
   ``frames:PATH``       a folder of PNG/JPEG frames in name order (one clip), or a folder of such folders
   ``yuv:PATH@WxH``      raw I420 (yuv420p planar) with the given size; ``@WxH`` may be omitted when the file name
                         holds ``WxH`` (``cars_320x240.i420``)
@@ -29,7 +30,7 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 EVAL_NAMES = ("basketballpass",)
-VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".y4m", ".m4v"}
+VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".y4m", ".m4v", ".264", ".h264"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 SKIMAGE_NAMES = (
     "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
