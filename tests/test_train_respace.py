@@ -1,6 +1,7 @@
 """Moving the rate points of a variable-rate model (model.train.respace)."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -137,3 +138,20 @@ def test_cli_with_more_positions_writes_a_model_with_more_rate_points(tmp_path: 
     assert "lambdas for the new points: [1.0, 4.0, 16.0, 64.0, 256.0]" in capsys.readouterr().out
     moved = S2VC.from_pretrained(tmp_path / "out")
     assert moved.config.num_rates == 5 and moved.intra.y_q_scale.shape[0] == 5
+
+
+def test_cli_overrides_change_the_decoder_layout_first_and_refuse_anything_else(tmp_path: Path) -> None:
+    _model().save_pretrained(tmp_path / "src")
+    layout = {"vae_decoder_widths": [8, 8, 8, 8], "vae_decoder_blocks": [1, 1, 1, 1]}
+    assert main(["--model", str(tmp_path / "src"), "--positions=0,1,2,3,4", "-o", str(tmp_path / "out"),
+                 "--overrides", json.dumps(layout)]) == 0
+    moved = S2VC.from_pretrained(tmp_path / "out")
+    assert list(moved.config.vae_decoder_widths) == [8, 8, 8, 8] and moved.config.num_rates == 5
+    src = S2VC.from_pretrained(tmp_path / "src")
+    assert torch.equal(moved.intra.y_q_scale[:4], src.intra.y_q_scale)  # positions 0..3 are the old points
+    for bad in ("{not json", "[1, 2]", json.dumps({"intra_y_channels": 16})):
+        with pytest.raises(SystemExit) as exc:
+            main(["--model", str(tmp_path / "src"), "--positions=0,1,2,3", "-o", str(tmp_path / "bad"),
+                  "--overrides", bad])
+        assert exc.value.code == 2
+        assert not (tmp_path / "bad").exists()

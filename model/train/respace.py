@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from model.entropy_models import BitEstimator
+from model.train.loop import with_overrides
 from model.train.merge import load_any
 
 
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--positions", required=True, help="comma-separated, one per rate point, low rate first")
     parser.add_argument("--lambdas", help="the lambdas the model was trained with (comma-separated): prints the "
                                           "interpolated lambdas for the new points")
+    parser.add_argument("--overrides", metavar="JSON",
+                        help="config fields to change first (model.train.loop.with_overrides), e.g. "
+                             "'{\"vae_decoder_widths\": [], \"vae_decoder_blocks\": []}' for TAEF2's own decoder")
     parser.add_argument("-o", "--out", required=True)
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     args = parser.parse_args(argv)
@@ -116,7 +120,18 @@ def main(argv: list[str] | None = None) -> int:
         old = [float(v) for v in args.lambdas.split(",")] if args.lambdas else None
     except ValueError as exc:
         parser.error(f"--positions and --lambdas take comma-separated numbers ({exc})")
+    try:
+        overrides = json.loads(args.overrides) if args.overrides else {}
+    except json.JSONDecodeError as exc:
+        parser.error(f"--overrides is not JSON ({exc})")
+    if not isinstance(overrides, dict):
+        parser.error("--overrides must be a JSON object of config fields")
     model = load_any(args.model)
+    if overrides:
+        try:
+            model = with_overrides(model, overrides)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"--overrides: {exc}")
     if old is not None and len(old) != model.config.num_rates:
         parser.error(f"--lambdas needs {model.config.num_rates} values, got {len(old)}")
     try:
