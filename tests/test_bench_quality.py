@@ -75,7 +75,7 @@ def test_bench_quality_per_frame_lines_average_to_the_rate_line(small_model: Pat
 def test_bench_quality_rejects_a_rate_the_model_lacks(small_model: Path, png_clip: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         bench("bench_quality").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "2",
-                                     "--rates", "4", "--threads", "1"])
+                                     "--rates", "5", "--threads", "1"])  # rate points 0..4
     assert exit_info.value.code == 2
 
 

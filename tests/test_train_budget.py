@@ -124,7 +124,10 @@ def test_channels_last_trains_saves_and_resumes_like_nchw(tmp_path: Path, init_m
         resumed = Trainer(cfg, items=_items())
         assert resumed.resume() and resumed.state.step == 2
         assert all(torch.equal(p, q) for p, q in zip(resumed.model.parameters(), trainer.model.parameters()))
-    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-4)  # same weights, another memory layout
+    # after one Adam step: its first update divides by sqrt(v) ~ |g|, so float noise in near-zero gradients becomes
+    # full-size steps of either sign; the losses stay close, not equal
+    assert losses[True][1] == pytest.approx(losses[False][1], rel=5e-2)
 
 
 def test_compile_and_pinned_memory_skip_clearly_on_cpu(tmp_path: Path, init_model: Path,

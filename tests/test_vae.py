@@ -173,7 +173,7 @@ def test_decoder_layouts_keep_taef2_indices() -> None:
 
 def test_own_decoder_keeps_its_weights_when_taef2_loads(shared_data: Path) -> None:
     folder = taef2_folder(shared_data)
-    vae = LatentVAE(tiny())
+    vae = LatentVAE(tiny().replace(vae_decoder_widths=(64, 48, 32, 16), vae_decoder_blocks=(2, 2, 1, 1)))
     decoder_before = {k: v.clone() for k, v in vae.model.decoder.state_dict().items()}
     vae.load_weights(folder)
     reference = load_taef2(folder)
