@@ -67,8 +67,9 @@ def app(tmp_path_factory: pytest.TempPathFactory):
     log.close()
 
 
-def _gone(folder: Path, timeout_s: float = 30) -> bool:
-    """Wait until `folder` is removed (a closed page's session goes in the background)."""
+def _gone(folder: Path, timeout_s: float = 120) -> bool:
+    """Wait until `folder` is removed (a closed page's session goes in the background: Gradio notices the closed
+    connection at its next heartbeat, later on a loaded machine)."""
     deadline = time.time() + timeout_s
     while folder.exists() and time.time() < deadline:
         time.sleep(0.5)

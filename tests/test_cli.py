@@ -118,16 +118,16 @@ def test_kbps_estimates_predict_the_real_bitrate(checkpoint, fast_load, tmp_path
                              "--kbps", "100000"], capsys)
     assert status == 0, err
     chosen = next(line for line in text.splitlines() if "<- chosen" in line).split()
-    assert chosen[0] == "3"  # everything fits: the highest rate point
+    assert chosen[0] == "4"  # everything fits: the highest of the five rate points
     assert json.loads(run(["info", out, "--json"], capsys)[1])["kbps"] == pytest.approx(float(chosen[2]), rel=0.02)
 
 
 @pytest.mark.parametrize(
     "target, chosen, warns",
-    [(25, 2, False), (40, 3, False), (1000, 3, False), (35, 1, False), (5, 0, True)],
+    [(25, 2, False), (40, 3, False), (1000, 4, False), (35, 1, False), (5, 0, True)],
 )
 def test_kbps_picks_closest_without_exceeding(model, monkeypatch, capsys, target, chosen, warns):
-    monkeypatch.setattr(cli, "estimate_kbps", lambda *_: [10.0, 30.0, 20.0, 40.0])
+    monkeypatch.setattr(cli, "estimate_kbps", lambda *_: [10.0, 30.0, 20.0, 40.0, 50.0])
     args = cli.build_parser().parse_args(["encode", "in", "-o", "out", "--kbps", str(target)])
     assert cli._pick_rate(model, clip(1, 8, 8), 25.0, args) == chosen
     assert ("warning: no rate point fits" in capsys.readouterr().err) == warns

@@ -124,7 +124,7 @@ def test_matched_run_codes_baselines_at_s2vc_real_bitrates(tmp_path: Path) -> No
     frames = clip(t=8, h=64, w=64)
     s2vc = S2VCCodec(model=FakeS2VC())
     x265 = get_codec("x265", preset="ultrafast")
-    results = _run_matched(frames, 25.0, [s2vc, x265], tmp_path, ["psnr_rgb"], {"path": "synthetic"})
+    results = _run_matched(frames, 25.0, [s2vc, x265], tmp_path, ["psnr_rgb"], {"path": "synthetic"}, "cpu")
     s2vc_kbps = [r["kbps"] for r in results["records"] if r["codec"] == "s2vc"]
     x265_targets = [r["target_kbps"] for r in results["records"] if r["codec"] == "x265"]
     assert s2vc_kbps == [5.0, 10.0, 20.0, 40.0]  # every rate point, each selected exactly
@@ -137,7 +137,7 @@ def test_matched_run_codes_every_rate_point_when_prefix_estimates_are_low(tmp_pa
 
     model = FakeS2VC(prefix_scale=0.9)  # prefix estimates 10% under the real files: they would select q(r-1)
     s2vc = S2VCCodec(model=model, verify_decode=False)
-    results = _run_matched(clip(t=8, h=64, w=64), 25.0, [s2vc], tmp_path, ["psnr_rgb"], {"path": "synthetic"})
+    results = _run_matched(clip(t=8, h=64, w=64), 25.0, [s2vc], tmp_path, ["psnr_rgb"], {"path": "synthetic"}, "cpu")
     assert [r["settings"]["rate_index"] for r in results["records"]] == [0, 1, 2, 3]
     assert set(model.max_frames) == {None} and model.encoded == [0, 1, 2, 3]
 

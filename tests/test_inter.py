@@ -70,8 +70,8 @@ def test_tiny_has_official_keys_plus_rate_gains(official_state: dict[str, torch.
     state = codec.state_dict()
     assert set(state) - set(official_state) == {"y_q_scale"}
     assert set(official_state) - set(state) == set()
-    assert state["bit_estimator_z.f1.h"].shape == (4, 16, 1, 1)
-    assert codec.y_q_scale.shape == (4, 32, 1, 1)
+    assert state["bit_estimator_z.f1.h"].shape == (5, 16, 1, 1)
+    assert codec.y_q_scale.shape == (5, 32, 1, 1)
     assert bool((codec.y_q_scale[:, 0, 0, 0].diff() > 0).all())
 
 

@@ -66,7 +66,7 @@ def test_tiny_has_official_keys_plus_rate_gains(official_state: dict[str, torch.
     keys = set(codec.state_dict())
     assert keys - set(official_state) == {"y_q_scale"}
     assert set(official_state) - keys == set()
-    assert codec.y_q_scale.shape == (4, 32, 1, 1)
+    assert codec.y_q_scale.shape == (5, 32, 1, 1)
     gains = codec.y_q_scale[:, 0, 0, 0]
     assert bool((gains.diff() > 0).all())
 
@@ -101,7 +101,7 @@ def test_input_validation(codec: IntraCodec) -> None:
     with pytest.raises(ValueError, match="cond must have shape"):
         codec(x, cond[:, :4])
     with pytest.raises(ValueError, match="rate index out of range"):
-        codec(x, cond, rate=4)
+        codec(x, cond, rate=5)
     with pytest.raises(ValueError, match="multiple of 64"):
         codec.decompress(FakeSymbolDecoder([]), 100, 64, 0)
 
