@@ -3,7 +3,8 @@ players, slider, plots and table; the frame box moves the views; the side-by-sid
 downloaded zip opens again in a new page as it was shown.
 
 Uses Debian's chromium (`bash setup.sh --browser`) through playwright; skipped only when no chromium binary exists.
-The screenshots go to $S2VC_SCREENSHOT (default /tmp/s2vc_app_e2e.png; after opening the saved run: *_opened.png).
+The screenshots go to $S2VC_SCREENSHOT when set (after opening the saved run: *_opened.png), else into the test's
+temporary folder (removed with it).
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def test_upload_run_and_see_results(app: tuple[str, Path], tmp_path: Path) -> No
 
     app_url, root = app
 
-    screenshot = Path(os.environ.get("S2VC_SCREENSHOT", "/tmp/s2vc_app_e2e.png"))
+    screenshot = Path(os.environ.get("S2VC_SCREENSHOT") or tmp_path / "s2vc_app_e2e.png")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

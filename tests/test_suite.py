@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -245,6 +246,16 @@ def test_two_local_workers(source: Path, tmp_path: Path) -> None:
     assert len(build_report(tmp_path, anchor="x265", png=False)["datasets"]["A"]["rate_points"]) == 3
 
 
+@pytest.fixture
+def dask_scratch(tmp_path: Path) -> Iterator[Path]:
+    """Dask workers' scratch space in the test's folder, not the system temp folder's dask-scratch-space."""
+    import dask
+
+    with dask.config.set({"temporary-directory": str(tmp_path / "dask")}):
+        yield tmp_path / "dask"
+
+
+@pytest.mark.usefixtures("dask_scratch")
 def test_dask_local_cluster_two_workers(source: Path, tmp_path: Path) -> None:
     sequences = load_sequences(source, fps=25)[:2]
     _, summary = run(sequences, tmp_path, Dask(2), codecs=("x265",))
@@ -253,6 +264,7 @@ def test_dask_local_cluster_two_workers(source: Path, tmp_path: Path) -> None:
     assert not any(w.endswith(f":{os.getpid()}") for w in _workers(tmp_path))
 
 
+@pytest.mark.usefixtures("dask_scratch")
 def test_dask_scheduler_address(source: Path, tmp_path: Path) -> None:
     from distributed import LocalCluster
 
