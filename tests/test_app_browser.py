@@ -207,7 +207,9 @@ def test_two_tabs_share_one_upload(app: tuple[str, Path]) -> None:
     sessions = root / "s2vc-studio" / "sessions"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tabs = [browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+        # one browser context per tab: Chromium's six connections per host are shared inside a context, and two
+        # tabs' long-lived streams (heartbeat, queue) must not wait on each other for the close to be seen
+        tabs = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2)]
         before = set(sessions.iterdir()) if sessions.is_dir() else set()
         for tab in tabs:
             tab.goto(app_url)
