@@ -37,9 +37,12 @@ def new_results(clip: dict[str, Any], frames: np.ndarray, fps: float, targets_kb
     }
 
 
-def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str], device: str = "cpu") -> dict[str, Any]:
+def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str], device: str = "cpu",
+            state_dir: Path | None = None) -> dict[str, Any]:
     """The record of one encode: its codec facts plus every metric (clip value, per frame, seconds); the learned
-    metrics run on ``device`` (resolved: "cpu" or "cuda[:N]")."""
+    metrics run on ``device`` (resolved: "cpu" or "cuda[:N]"). With ``state_dir``, what a metric needs to be pooled
+    over many clips (patch FID's Inception features) is saved there as ``<bitstream stem>.<metric>.npz`` and the
+    record's ``metric_state`` names the file (relative to ``state_dir``'s parent)."""
     record: dict[str, Any] = {
         "codec": result.codec, "label": result.label, "traditional": getattr(CODECS.get(result.codec), "traditional", True),
         "version": result.version, "settings": result.settings,
@@ -50,15 +53,25 @@ def measure(ref: np.ndarray, result: EncodeResult, metrics: list[str], device: s
         "decoder_check": result.decoder_check, "release_bpp": result.release_bpp,
         "metrics": {}, "per_frame": {}, "metric_seconds": {}, "metric_errors": {}, "metric_device": device,
     }
+    if state_dir is not None:
+        record["metric_state"] = {}
     for name in metrics:
         metric = get_metric(name, device)
         start = time.perf_counter()
         try:
-            value = metric.evaluate(ref, result.decoded)
+            if state_dir is None:
+                value, state = metric.evaluate(ref, result.decoded), {}
+            else:
+                value, state = metric.evaluate_with_state(ref, result.decoded)
         except MetricError as exc:
             record["metric_errors"][name] = str(exc)
             continue
         record["metric_seconds"][name] = time.perf_counter() - start
+        if state:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            path = state_dir / f"{Path(result.bitstream_path).stem}.{name}.npz"
+            np.savez(path, **state)
+            record["metric_state"][name] = f"{state_dir.name}/{path.name}"
         record["metrics"][name] = value.clip
         if value.per_frame is not None:
             record["per_frame"][name] = value.per_frame

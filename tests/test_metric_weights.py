@@ -13,7 +13,7 @@ import torch
 
 from comparisons.metrics import METRICS, MetricError, get_metric, metric_availability
 from comparisons.metrics import nets, weights
-from comparisons.metrics.fid import patch_origins, patches
+from comparisons.metrics.fid import PatchFIDPool, fid_from_features, patch_origins, patches
 from comparisons.metrics.flolpips import pool_release, raft_flow
 from tests.metric_weights import write_weights
 from tests.test_comparisons_metrics import distorted
@@ -165,6 +165,61 @@ def test_patch_fid_is_zero_on_identical_clips(cached: dict[str, Path]) -> None:
     assert abs(same) < 1e-3 and other > same
     with pytest.raises(MetricError, match="at least 2 patches of 256x256"):
         metric.evaluate(ref[:1, :300, :300], ref[:1, :300, :300])
+
+
+def test_saved_features_pool_to_the_same_fid(cached: dict[str, Path]) -> None:
+    """A suite keeps each clip's Inception features and pools them later: equal to one pool fed every clip."""
+    one, two = clip(t=1, h=384, w=512, seed=1), clip(t=2, h=384, w=512, seed=2)  # 3 patch pairs per frame
+    pool = PatchFIDPool(256, keep_features=True)
+    pool.update(one, distorted(one, 40))
+    pool.update(two, distorted(two, 40))
+    real, fake = pool.features()
+    assert real.shape == fake.shape == (9, 2048) and real.dtype == np.float32
+    metric = get_metric("fid_patch256")
+    parts = [metric.evaluate_with_state(ref, distorted(ref, 40)) for ref in (one, two)]
+    assert [len(state["real"]) for _, state in parts] == [3, 6]
+    assert parts[0][0].clip == pytest.approx(metric.evaluate(one, distorted(one, 40)).clip, rel=1e-9)
+    pooled = fid_from_features(np.concatenate([s["real"] for _, s in parts]),
+                               np.concatenate([s["fake"] for _, s in parts]))
+    assert pooled == pytest.approx(pool.compute(), rel=1e-5) and pooled > 0
+    assert fid_from_features(real, fake) == pytest.approx(pool.compute(), rel=1e-5)
+    with pytest.raises(MetricError, match="at least 2 features"):
+        fid_from_features(real[:1], fake[:1])
+
+
+def test_suite_pools_patch_fid_per_dataset(cached: dict[str, Path], tmp_path: Path) -> None:
+    """Suite jobs keep their patches' features; the report's FID per rate point is pooled over the dataset."""
+    from comparisons.results import load_results
+    from comparisons.suite.execute import plan_jobs, run_jobs, suite_logger
+    from comparisons.suite.engines import InProcess
+    from comparisons.suite.jobs import Settings
+    from comparisons.suite.report import build_report
+    from comparisons.suite.sources import load_sequences
+    from model.video_io import write_y4m
+
+    (tmp_path / "src" / "D").mkdir(parents=True)
+    for seed in (1, 2):
+        write_y4m(tmp_path / "src" / "D" / f"s{seed}.y4m", clip(t=2, h=192, w=192, seed=seed), 25)
+    settings = Settings(frames=2, presets=(("x264", "ultrafast"),), metrics=("psnr_rgb", "fid_patch128"))
+    out = tmp_path / "out"
+    jobs = plan_jobs(load_sequences(tmp_path / "src"), ["x264"], out, settings, kbps=[30.0, 90.0])
+    run_jobs(jobs, InProcess(), suite_logger(out / "suite.log"), progress=False)
+    suite = build_report(out, anchor="x264", png=False)
+    fid = suite["datasets"]["D"]["fid"]
+    assert fid["available"], fid
+    points = fid["pooled"]["fid_patch128"]["x264"]
+    assert [(p["rate_index"], p["sequences"], p["patch_pairs"]) for p in points] == [(0, 2, 8), (1, 2, 8)]
+    for p, kbps in zip(points, ("30", "90")):  # 2 frames x 2 patches (aligned + offset grid) x 2 sequences
+        files = [out / "sequences" / "D" / s / "metric_state" / f"x264_{kbps}kbps.fid_patch128.npz"
+                 for s in ("s1", "s2")]
+        arrays = [np.load(f) for f in files]
+        assert p["fid"] == pytest.approx(fid_from_features(np.concatenate([a["real"] for a in arrays]),
+                                                           np.concatenate([a["fake"] for a in arrays])))
+    rates = {row["rate_index"]: row["fid_patch128"] for row in suite["datasets"]["D"]["rate_points"]}
+    assert rates == {p["rate_index"]: pytest.approx(p["fid"]) for p in points}  # the table shows pooled FIDs
+    record = load_results(out / "sequences" / "D" / "s1" / "jobs" / "x264_30kbps.json")["records"][0]
+    assert record["metric_state"] == {"fid_patch128": "metric_state/x264_30kbps.fid_patch128.npz"}
+    assert "pooled" in (out / "tables" / "rate_points.md").read_text()
 
 
 def test_release_pooling_weights_layer_maps_by_flow_difference() -> None:

@@ -60,6 +60,10 @@ class Metric(ABC):
         defined = values[~np.isnan(values)]
         return MetricValue([float(v) for v in values], float(defined.mean()) if defined.size else float("nan"))
 
+    def evaluate_with_state(self, ref: np.ndarray, test: np.ndarray) -> tuple[MetricValue, dict[str, np.ndarray]]:
+        """`evaluate` and the arrays a later pool over many clips needs (none for a per-frame metric)."""
+        return self.evaluate(ref, test), {}
+
     def __call__(self, ref: np.ndarray, test: np.ndarray) -> np.ndarray:
         return np.asarray(self.evaluate(ref, test).per_frame, dtype=np.float64)
 

@@ -102,7 +102,14 @@ def _report(out: Path, anchor: str, png: bool) -> int:
     if suite["png_error"]:
         print(f"plots: {suite['png_error']}; HTML written")
     for dataset, data in suite["datasets"].items():
-        print(f"{dataset}: FID {'unavailable: ' + data['fid']['reason'] if not data['fid']['available'] else 'ok'}")
+        fid = data["fid"]
+        if not fid["available"]:
+            print(f"{dataset}: patch FID unavailable: {fid['reason']}")
+            continue
+        for metric, per_codec in fid["pooled"].items():
+            points = "; ".join(f"{codec} " + ", ".join(f"{p['fid']:.2f}" for p in pts)
+                               for codec, pts in per_codec.items())
+            print(f"{dataset}: {metric} pooled over the dataset per rate point: {points}")
     if any(data["bd_rate"] for data in suite["datasets"].values()):
         print((out / "tables" / "bd_rate.md").read_text())
     else:

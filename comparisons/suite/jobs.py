@@ -187,7 +187,8 @@ def run_job(job: Job) -> dict[str, Any]:
             target = MATCH_MARGIN * codec.rate_estimates(frames, fps)[job.rate_point]
         results["test_conditions"]["targets_kbps"] = [target]
         result = codec.encode(frames, fps, target, job.folder / "bitstreams")
-        results["records"].append(measure(frames, result, metrics, _device(settings.device)))
+        results["records"].append(measure(frames, result, metrics, _device(settings.device),
+                                          state_dir=job.folder / "metric_state"))
         summary = {"ok": True, "kbps": result.kbps, "error": None}
     except Exception as exc:  # noqa: BLE001 - every failure is recorded and the suite goes on
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"

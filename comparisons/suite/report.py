@@ -8,7 +8,9 @@ Per dataset:
   - BD-rate of every codec against the anchor for every metric: per sequence with `comparisons.bdrate` (pchip,
     as ``bdrate`` does), then averaged over the sequences where it is defined (the common practice of
     per-class BD-rates); sequences where it is undefined are counted and their reasons kept;
-  - FID over the whole dataset: needs the FID Inception weights; unavailable with the reason otherwise.
+  - patch FID as the release computes it: one FID per codec and rate point pooled over every patch of every sequence
+    of the dataset (from the Inception features each job kept under ``metric_state/``); it replaces the mean of the
+    per-sequence FIDs in the rate-point table and plots. Without the Inception weights: unavailable, with the reason.
 Written as ``OUT/suite.json``, ``OUT/tables/bd_rate.{csv,md,tex}`` (datasets as rows, metrics as columns),
 ``OUT/tables/rate_points.{csv,md}`` and ``OUT/plots/<dataset>/rd_<metric>.{html,png}`` (mean curves).
 """
@@ -31,7 +33,8 @@ SUITE_SCHEMA = "s2vc-studio/suite/1"
 BD_METHOD = ("per sequence: bjontegaard pchip BD-rate over the overlapping quality range (comparisons.bdrate); "
              "per dataset: the mean over the sequences where it is defined")
 RATE_POINT = ("rate point i = a codec's i-th lowest target on each sequence; values are means over the sequences "
-              "where they are defined (a '<metric> sequences' column counts them when that is not all)")
+              "where they are defined (a '<metric> sequences' column counts them when that is not all), except patch "
+              "FID: one FID pooled over every patch of the dataset's sequences, as the release computes it")
 
 
 class ReportError(ValueError):
@@ -123,15 +126,46 @@ def bd_rates(sequences: list[dict[str, Any]], anchor: str) -> dict[str, dict[str
     return out
 
 
-def dataset_fid() -> dict[str, Any]:
-    """Per-dataset FID: the Inception weights decide; the reason when it cannot run."""
-    from comparisons.metrics.fid import PatchFID256
+def dataset_fid(sequences: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    """Per-dataset patch FID: for every FID metric, codec and rate point (indexed as in `rate_points`), one FID over
+    the Inception features of all the dataset's sequences; the reason when there is none."""
+    from comparisons.metrics.fid import PatchFID256, fid_from_features
 
-    why = PatchFID256.availability()
-    if why:
-        return {"available": False, "reason": why}
-    return {"available": False, "reason": "pooled per-dataset FID is not computed by the suite yet; add "
-                                          f"{PatchFID256.name} to --metrics for per-sequence patch FID (averaged here)"}
+    kept: dict[tuple[str, str, int], list[Path]] = {}
+    for folder, results in sequences:
+        by_codec: dict[str, list[dict[str, Any]]] = {}
+        for record in results["records"]:
+            by_codec.setdefault(record["codec"], []).append(record)
+        for codec, records in by_codec.items():
+            for i, record in enumerate(sorted(records, key=lambda r: r["target_kbps"] or r["kbps"])):
+                for metric, file in record.get("metric_state", {}).items():
+                    kept.setdefault((metric, codec, i), []).append(folder / file)
+    if not kept:
+        why = PatchFID256.availability()
+        return {"available": False, "reason": why or ("no job kept patch FID features (add fid_patch256 or "
+                                                      "fid_patch128 to --metrics)")}
+    pooled: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for (metric, codec, i), files in sorted(kept.items()):
+        arrays = [np.load(f) for f in files]
+        real = np.concatenate([a["real"] for a in arrays])
+        fake = np.concatenate([a["fake"] for a in arrays])
+        pooled.setdefault(metric, {}).setdefault(codec, []).append(
+            {"rate_index": i, "fid": fid_from_features(real, fake), "patch_pairs": len(real),
+             "sequences": len(files)})
+    return {"available": True, "pooled": pooled,
+            "method": "one FID per codec and rate point over the Inception features of every patch pair of every "
+                      "sequence of the dataset (the release's per-dataset patch FID)"}
+
+
+def with_pooled_fid(rates: pd.DataFrame, fid: dict[str, Any]) -> pd.DataFrame:
+    """The rate-point table with each FID column holding the dataset-pooled FID (where one was computed)."""
+    rates = rates.copy()
+    for metric, per_codec in fid.get("pooled", {}).items():
+        for codec, points in per_codec.items():
+            for point in points:
+                where = (rates["codec"] == codec) & (rates["rate_index"] == point["rate_index"])
+                rates.loc[where, metric] = point["fid"]
+    return rates
 
 
 # --------------------------------------------------------------------------------------------------- outputs
@@ -214,10 +248,12 @@ def build_report(out: str | Path, anchor: str = "x265", png: bool = True) -> dic
     if not per_sequence:
         raise ReportError(f"{out}: no suite records found (expected sequences/<dataset>/<sequence>/jobs/*.json)")
     datasets: dict[str, list[dict[str, Any]]] = {}
+    folders: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for folder, results in per_sequence.items():
         save_results(results, folder / "results.json")
         write_csv(results, folder)
         datasets.setdefault(results["clip"]["dataset"], []).append(results)
+        folders.setdefault(results["clip"]["dataset"], []).append((folder, results))
     suite: dict[str, Any] = {"schema": SUITE_SCHEMA,
                              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                              "anchor": anchor, "bd_method": BD_METHOD, "rate_point": RATE_POINT,
@@ -227,12 +263,13 @@ def build_report(out: str | Path, anchor: str = "x265", png: bool = True) -> dic
     for dataset, sequences in datasets.items():
         metrics = _metric_info(sequences)
         suite["metrics"].update(metrics)
-        rates = rate_points(sequences)
+        fid = dataset_fid(folders[dataset])
+        rates = with_pooled_fid(rate_points(sequences), fid)
         suite["datasets"][dataset] = {
             "sequences": [s["clip"]["name"] for s in sequences],
             "rate_points": rates.to_dict("records"),
             "bd_rate": bd_rates(sequences, anchor),
-            "fid": dataset_fid(),
+            "fid": fid,
         }
         suite["failures"] += [{"dataset": dataset, "sequence": s["clip"]["name"], **f}
                               for s in sequences for f in s["failures"]]
