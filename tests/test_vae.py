@@ -181,3 +181,20 @@ def test_own_decoder_keeps_its_weights_when_taef2_loads(shared_data: Path) -> No
         assert torch.equal(value, reference.encoder.state_dict()[key]), key
     for key, value in vae.model.decoder.state_dict().items():
         assert torch.equal(value, decoder_before[key]), key
+
+
+def test_tiny_autoencoder_runs_channels_last_on_cpu_within_float_noise() -> None:
+    """The CPU path (NHWC convolutions, faster) equals the default layout's within float noise, returns a contiguous
+    tensor, and gradients still flow (training uses the same modules)."""
+    torch.manual_seed(0)
+    model = TinyAutoencoder(32, 64, 3).eval()
+    image = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        z = model.encoder(image)
+        assert torch.allclose(z, torch.nn.Sequential.forward(model.encoder, image), atol=1e-5)
+        out = model.decoder(z)
+        assert torch.allclose(out, torch.nn.Sequential.forward(model.decoder, z), atol=1e-5)
+    assert z.shape == (1, 32, 6, 8) and out.shape == (1, 3, 48, 64) and out.is_contiguous() and z.is_contiguous()
+    latent = torch.randn(1, 32, 6, 8, requires_grad=True)
+    model.decoder(latent).square().mean().backward()
+    assert latent.grad is not None and latent.grad.abs().sum() > 0
