@@ -129,3 +129,20 @@ def test_code_clip_without_unet_is_x0_of_a_silent_unet(small_model: Path) -> Non
         model.unet.conv_out.bias.zero_()
         silent, without_eps, _, _ = code_clip(model, x, 1)
     assert torch.equal(silent, without_eps)
+
+
+def test_bench_latent_drift_sets_each_p_frame_beside_copying(small_model: Path, png_clip: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bench("bench_latent_drift").main(["--model", str(small_model), "--clip", str(png_clip), "--fps", "25",
+                                      "--frames", "3", "--rates", "0", "--threads", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("3 frames, centred crop 64x64")
+    types = out[3].split()[1:]
+    x0, copy = out[4].split()[2:], out[5].split()[1:]
+    assert types == ["I", "reset", "P"] and len(x0) == 3 and copy[0] == "-" and len(copy) == 3
+    frames = torch.from_numpy(clip(3, 80, 96)[:, 8:72, 16:80]).float() / 127.5 - 1
+    with torch.no_grad():
+        from model.loading import load_model  # the same latents the bench compares against
+        latents = [load_model(str(small_model)).vae.encode(f.permute(2, 0, 1)[None]) for f in frames]
+    assert float(copy[1]) == pytest.approx(float((latents[1] - latents[0]).pow(2).mean()), abs=1e-3)
+    assert re.search(r"P-frames: x0 MSE [\d.]+ \(first [\d.]+, last [\d.]+\) against copying", out[7])

