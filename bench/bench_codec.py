@@ -158,7 +158,9 @@ def bench(model: S2VC, frames: np.ndarray, rate: int, device: str, trained: bool
 
 def bench_cpu(frames: int, rate: int) -> None:
     try:
-        model, weights, trained = load_model().eval(), "bundled default model", True
+        model, trained = load_model().eval(), True
+        weights = f"model {os.environ['S2VC_CHECKPOINT']}" if os.environ.get("S2VC_CHECKPOINT") else \
+            "bundled default model"
     except Exception as exc:  # noqa: BLE001 (the same architecture with random weights runs at the same speed)
         torch.manual_seed(0)
         model, weights, trained = S2VC(tiny()).eval(), f"random weights (bundled model not loaded: {exc})", False
