@@ -223,14 +223,17 @@ def test_two_tabs_share_one_upload(app: tuple[str, Path]) -> None:
         (upload,) = map(Path, listed[0])
         assert upload.is_file() and upload.name == CLIP.name
 
-        tabs[0].close()  # the first tab goes: its folder goes, the upload the second tab uses stays
+        # the first tab goes: its folder goes, the upload the second tab uses stays. Its whole context is closed: in
+        # 3 of about 8 full-suite runs a bare page.close() left that tab's heartbeat stream open on the server (the
+        # folder went only when the app stopped, the app's log clean), so Gradio never saw the tab go
+        tabs[0].context.close()
         assert _gone(folders[0]), "the closed tab's session folder stayed"
         assert upload.is_file(), "closing one tab deleted the upload another tab is still using"
         tabs[1].locator("#s2vc-count input").fill("3")
         tabs[1].get_by_role("button", name="Load clip").click()  # the clip is read from the upload again
         expect(tabs[1].locator("#s2vc-clip")).to_contain_text("3 frames", timeout=30_000)
 
-        tabs[1].close()  # the last tab that lists it: now it goes
+        tabs[1].context.close()  # the last tab that lists it: now it goes
         browser.close()
     assert _gone(folders[1]) and not upload.exists() and not upload.parent.exists()
 
