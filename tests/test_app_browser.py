@@ -206,10 +206,11 @@ def test_two_tabs_share_one_upload(app: tuple[str, Path]) -> None:
     app_url, root = app
     sessions = root / "s2vc-studio" / "sessions"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        # one browser context per tab: Chromium's six connections per host are shared inside a context, and two
-        # tabs' long-lived streams (heartbeat, queue) must not wait on each other for the close to be seen
-        tabs = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2)]
+        # one browser per tab: closing a page or its context left that tab's heartbeat stream open on the server in
+        # some full-suite runs (the folder went only when the app stopped, the app's log clean), so Gradio never saw
+        # the tab go; a browser that ends closes its connections for sure
+        browsers = [pw.chromium.launch(executable_path=CHROMIUM, args=ARGS) for _ in range(2)]
+        tabs = [b.new_page(viewport={"width": 1400, "height": 1000}) for b in browsers]
         before = set(sessions.iterdir()) if sessions.is_dir() else set()
         for tab in tabs:
             tab.goto(app_url)
@@ -223,18 +224,14 @@ def test_two_tabs_share_one_upload(app: tuple[str, Path]) -> None:
         (upload,) = map(Path, listed[0])
         assert upload.is_file() and upload.name == CLIP.name
 
-        # the first tab goes: its folder goes, the upload the second tab uses stays. Its whole context is closed: in
-        # 3 of about 8 full-suite runs a bare page.close() left that tab's heartbeat stream open on the server (the
-        # folder went only when the app stopped, the app's log clean), so Gradio never saw the tab go
-        tabs[0].context.close()
+        browsers[0].close()  # the first tab goes: its folder goes, the upload the second tab uses stays
         assert _gone(folders[0]), "the closed tab's session folder stayed"
         assert upload.is_file(), "closing one tab deleted the upload another tab is still using"
         tabs[1].locator("#s2vc-count input").fill("3")
         tabs[1].get_by_role("button", name="Load clip").click()  # the clip is read from the upload again
         expect(tabs[1].locator("#s2vc-clip")).to_contain_text("3 frames", timeout=30_000)
 
-        tabs[1].context.close()  # the last tab that lists it: now it goes
-        browser.close()
+        browsers[1].close()  # the last tab that lists it: now it goes
     assert _gone(folders[1]) and not upload.exists() and not upload.parent.exists()
 
 
