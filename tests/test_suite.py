@@ -144,6 +144,18 @@ def test_rate_point_means_count_the_sequences_that_have_each_metric() -> None:
     assert "psnr_rgb sequences" not in table
 
 
+def test_indexed_records_number_each_codecs_points_from_its_lowest_rate() -> None:
+    from comparisons.suite.report import indexed_records
+
+    def record(codec: str, target: float | None, kbps: float) -> dict:
+        return {"codec": codec, "target_kbps": target, "kbps": kbps}
+
+    results = {"records": [record("x265", 200.0, 190.0), record("s2vc", None, 30.0), record("x265", 50.0, 60.0),
+                           record("s2vc", None, 10.0), record("x265", 100.0, 95.0)]}
+    got = [(codec, i, r["kbps"]) for codec, i, r in indexed_records(results)]
+    assert got == [("x265", 0, 60.0), ("x265", 1, 95.0), ("x265", 2, 190.0), ("s2vc", 0, 10.0), ("s2vc", 1, 30.0)]
+
+
 class Interrupted(InProcess):
     """Dies (as a killed run would) after ``after`` finished jobs."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,18 +72,25 @@ def sequence_results(out: str | Path) -> dict[Path, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------------------- per dataset
+def indexed_records(results: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(codec, rate_index, record) of one sequence's results: each codec's records numbered from its lowest target
+    rate (or, without a target, its lowest measured rate) up; the index that joins a rate point across sequences."""
+    by_codec: dict[str, list[dict[str, Any]]] = {}
+    for record in results["records"]:
+        by_codec.setdefault(record["codec"], []).append(record)
+    for codec, records in by_codec.items():
+        for i, record in enumerate(sorted(records, key=lambda r: r["target_kbps"] or r["kbps"])):
+            yield codec, i, record
+
+
 def rate_points(sequences: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows (codec, rate_index): mean kbps, bpp and every metric over the sequences that have the point."""
     rows = []
     for results in sequences:
-        by_codec: dict[str, list[dict[str, Any]]] = {}
-        for record in results["records"]:
-            by_codec.setdefault(record["codec"], []).append(record)
-        for codec, records in by_codec.items():
-            for i, record in enumerate(sorted(records, key=lambda r: r["target_kbps"] or r["kbps"])):
-                rows.append({"codec": codec, "label": record["label"], "preset": record["settings"].get("preset"),
-                             "traditional": record.get("traditional", True), "rate_index": i,
-                             "kbps": record["kbps"], "bpp": record["bpp"], **record["metrics"]})
+        for codec, i, record in indexed_records(results):
+            rows.append({"codec": codec, "label": record["label"], "preset": record["settings"].get("preset"),
+                         "traditional": record.get("traditional", True), "rate_index": i,
+                         "kbps": record["kbps"], "bpp": record["bpp"], **record["metrics"]})
     if not rows:
         return pd.DataFrame(columns=["codec", "rate_index", "sequences", "kbps", "bpp"])
     table = pd.DataFrame(rows)
@@ -133,13 +141,9 @@ def dataset_fid(sequences: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
 
     kept: dict[tuple[str, str, int], list[Path]] = {}
     for folder, results in sequences:
-        by_codec: dict[str, list[dict[str, Any]]] = {}
-        for record in results["records"]:
-            by_codec.setdefault(record["codec"], []).append(record)
-        for codec, records in by_codec.items():
-            for i, record in enumerate(sorted(records, key=lambda r: r["target_kbps"] or r["kbps"])):
-                for metric, file in record.get("metric_state", {}).items():
-                    kept.setdefault((metric, codec, i), []).append(folder / file)
+        for codec, i, record in indexed_records(results):
+            for metric, file in record.get("metric_state", {}).items():
+                kept.setdefault((metric, codec, i), []).append(folder / file)
     if not kept:
         why = PatchFID256.availability()
         return {"available": False, "reason": why or ("no job kept patch FID features (add fid_patch256 or "
