@@ -2,9 +2,10 @@
 weights, a 3-frame 64x64 clip through the whole pipeline (I-frame codec, one-step U-Net with CSG tokens, P-frame
 codec (a reset P-frame, then a plain one) with TCG fusion of the previous frame's U-Net features, SD 2.1 VAE with windowed mid-block attention).
 
-The official preset was checked against the release's own code with identical weights (the networks agree within
-fp32 noise); these values, recorded from that code, keep it so: any change to the official networks' arithmetic
-moves them by far more than the tolerance. Weights come from a generator seeded by each parameter's name, so they
+Where the values come from: this implementation at commit 297f14d, after its official preset had been checked
+against the release's own code with identical weights (the networks agreed within fp32 noise). The release's code
+is not part of this project, so the values were not produced by it: they pin this implementation to the state that
+was checked, and any later change to the official networks' arithmetic moves them by far more than the tolerance. Weights come from a generator seeded by each parameter's name, so they
 depend only on the state-dict paths and shapes (which are the release's), not on construction order or torch's
 init functions. Re-record (only after an intended change) with ``S2VC_WRITE_GOLDEN=1 pytest tests/test_official_golden.py``.
 """
