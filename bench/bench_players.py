@@ -15,22 +15,19 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import re
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.harness import CHROMIUM_ARGS, chromium_binary, open_page, running_app  # noqa: E402
+
 CLIP = REPO / "assets" / "clips" / "cars_320x240_30f.mp4"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 # Positions of the app's players and of independent copies of them, as [[t, ...], [t, ...]] with the duration last.
 SAMPLE_JS = """() => {
@@ -65,35 +62,13 @@ def busy() -> None:
         pass
 
 
-def start_app(root: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "TMPDIR": str(root), "GRADIO_ANALYTICS_ENABLED": "False", "S2VC_MAX_FRAMES": "32"}
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO, env=env,
-                            stdout=open(root / "app.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the app did not start:\n" + (root / "app.log").read_text()[-2000:])
-
-
 def measure(url: str, seconds: float, chromium: str) -> tuple[list[float], list[float], int, float]:
     """Drift samples of the synced players and of the free ones, the player count and the clip's duration."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.locator("#s2vc-run").wait_for(timeout=30_000)
-        expect(page.locator("#s2vc-model")).to_contain_text(re.compile("model live|not available"), timeout=120_000)
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = open_page(browser, url)
         page.get_by_label("downscale").click()
         page.get_by_role("option", name="1/2").click()
         page.locator("#s2vc-upload input[type=file]").set_input_files(str(CLIP))
@@ -123,11 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to sample while looping (default 30)")
     parser.add_argument("--busy", type=int, default=0, help="busy-looping processes beside the browser (default 0)")
     args = parser.parse_args(argv)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = chromium_binary()
     if chromium is None:
         raise SystemExit("no chromium binary: install it with `bash setup.sh --browser`")
-    with tempfile.TemporaryDirectory(prefix="s2vc-bench-players-") as tmp:
-        proc, url = start_app(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="s2vc-bench-players-") as tmp, running_app(Path(tmp)) as url:
         burners = []
         try:
             load0 = os.getloadavg()[0]
@@ -139,8 +113,6 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             for b in burners:
                 b.kill()
-            proc.terminate()
-            proc.wait(timeout=20)
     print(f"{count} players looping a {span:.2f} s clip for {args.seconds:.0f} s ({len(synced)} samples), "
           f"{args.busy} busy processes, load average {load0:.1f} before, {load1:.1f} after, "
           f"{os.cpu_count()} cores")

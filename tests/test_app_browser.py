@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from app.harness import CHROMIUM_ARGS, AppStartError, chromium_binary, open_page, running_app
+
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "assets" / "clips" / "cars_320x240_30f.mp4"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM = chromium_binary()
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,32 +29,11 @@ def app(tmp_path_factory: pytest.TempPathFactory):
     """`python -m app` on a free localhost port, started once for this file's tests, with its session folders and
     Gradio's cache under a temp folder: (url, that folder)."""
     root = tmp_path_factory.mktemp("app")
-    port = _free_port()
-    env = {**os.environ, "TMPDIR": str(root), "GRADIO_ANALYTICS_ENABLED": "False", "S2VC_MAX_FRAMES": "32"}
-    log = open(root / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    else:
-        proc.kill()
-    if proc.poll() is not None:
-        pytest.fail("the app did not start:\n" + (root / "app.log").read_text()[-3000:])
-    yield url, root
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        with running_app(root, timeout_s=60) as url:
+            yield url, root
+    except AppStartError as err:
+        pytest.fail(str(err))
 
 
 def _gone(folder: Path, timeout_s: float = 120) -> bool:
@@ -85,11 +53,8 @@ def test_upload_run_and_see_results(app: tuple[str, Path], tmp_path: Path) -> No
 
     screenshot = Path(os.environ.get("S2VC_SCREENSHOT") or tmp_path / "s2vc_app_e2e.png")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_url)
-        page.locator("#s2vc-run").wait_for(timeout=30_000)
-        expect(page.locator("#s2vc-model")).to_contain_text(re.compile("model live|not available"), timeout=120_000)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = open_page(browser, app_url)
         s2vc = "model live" in page.locator("#s2vc-model").inner_text()
         frames, size = ("8", "160x120") if s2vc else ("16", "320x240")  # S2VC on a CPU: keep the clip small
 
@@ -156,9 +121,7 @@ def test_upload_run_and_see_results(app: tuple[str, Path], tmp_path: Path) -> No
         (video,) = sessions.glob("*/run-*/slides/side_by_side_grid.mp4")
         _check_side_by_side(video, int(frames))
 
-        opened = browser.new_page(viewport={"width": 1400, "height": 1000})  # a talk, later: a new session
-        opened.goto(app_url)
-        opened.locator("#s2vc-run").wait_for(timeout=30_000)
+        opened = open_page(browser, app_url, wait_for_model=False)  # a talk, later: a new session
         opened.get_by_text("Open a saved run").click()
         opened.locator("#s2vc-open input[type=file]").set_input_files(str(bundle))
         expect(opened.locator("#s2vc-status")).to_contain_text("Opened saved.zip", timeout=60_000)
@@ -209,12 +172,10 @@ def test_two_tabs_share_one_upload(app: tuple[str, Path]) -> None:
         # one browser per tab: closing a page or its context left that tab's heartbeat stream open on the server in
         # some full-suite runs (the folder went only when the app stopped, the app's log clean), so Gradio never saw
         # the tab go; a browser that ends closes its connections for sure
-        browsers = [pw.chromium.launch(executable_path=CHROMIUM, args=ARGS) for _ in range(2)]
-        tabs = [b.new_page(viewport={"width": 1400, "height": 1000}) for b in browsers]
+        browsers = [pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS) for _ in range(2)]
         before = set(sessions.iterdir()) if sessions.is_dir() else set()
+        tabs = [open_page(b, app_url, wait_for_model=False) for b in browsers]
         for tab in tabs:
-            tab.goto(app_url)
-            tab.locator("#s2vc-run").wait_for(timeout=30_000)
             tab.locator("#s2vc-count input").fill("4")
             tab.locator("#s2vc-upload input[type=file]").set_input_files(str(CLIP))
             expect(tab.locator("#s2vc-clip")).to_contain_text("4 frames", timeout=30_000)
