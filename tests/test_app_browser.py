@@ -169,17 +169,17 @@ def test_two_tabs_share_one_upload(app: tuple[str, Path]) -> None:
     app_url, root = app
     sessions = root / "s2vc-studio" / "sessions"
     with sync_playwright() as pw:
-        # one browser per tab: closing a page or its context left that tab's heartbeat stream open on the server in
-        # some full-suite runs (the folder went only when the app stopped, the app's log clean), so Gradio never saw
-        # the tab go; a browser that ends closes its connections for sure
         browsers = [pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS) for _ in range(2)]
-        before = set(sessions.iterdir()) if sessions.is_dir() else set()
-        tabs = [open_page(b, app_url, wait_for_model=False) for b in browsers]
-        for tab in tabs:
+        tabs, folders = [], []
+        for browser in browsers:  # one at a time, so that each tab's session folder is known (the one it adds)
+            before = set(sessions.iterdir()) if sessions.is_dir() else set()
+            tab = open_page(browser, app_url, wait_for_model=False)
             tab.locator("#s2vc-count input").fill("4")
             tab.locator("#s2vc-upload input[type=file]").set_input_files(str(CLIP))
             expect(tab.locator("#s2vc-clip")).to_contain_text("4 frames", timeout=30_000)
-        folders = sorted(set(sessions.iterdir()) - before)
+            (folder,) = set(sessions.iterdir()) - before
+            tabs.append(tab)
+            folders.append(folder)
         listed = [set((folder / UPLOADS).read_text().split()) for folder in folders]
         assert len(folders) == 2 and listed[0] == listed[1] and len(listed[0]) == 1, listed  # one file for both
         (upload,) = map(Path, listed[0])
