@@ -125,8 +125,10 @@ class S2VC(nn.Module):
 
     def _prepare(self) -> None:
         """Eval mode, and the memory format of the conv weights: channels_last on CPU (oneDNN then skips a reorder
-        around every conv), contiguous elsewhere. Every coding loop passes here, so encoder and decoder compute
-        with the same kernels."""
+        around every conv; the bundled model codes 416x240 on 1 thread 1.06x faster than with contiguous weights),
+        contiguous elsewhere. Every coding loop passes here, so encoder and decoder compute with the same kernels.
+        The autoencoder also converts its activations itself (`model.taesd.ChannelsLastOnCPU`), so that it is fast
+        where it runs outside a coding loop too (the naive floor, training latents)."""
         self.eval()
         self.to(memory_format=torch.channels_last if self.device.type == "cpu" else torch.contiguous_format)
 
