@@ -10,7 +10,10 @@ motion); one uniform quantiser step for every component (default 0.5, 1, 2, 3, 4
 static histogram per component and frame type fitted on the clip itself (slightly optimistic: the histograms are
 not paid for). Decoded by TAEF2's own decoder. Also printed: TAEF2 encoder -> decoder with nothing coded. Model
 rows code the clip in memory (`S2VC.reconstruct`, as bench/bench_quality.py does; bpp is the entropy models'
-estimate). Metrics are the comparisons package's (`psnr_rgb`, `st_lpips_alex`), clip value = mean over frames.
+estimate) and are set beside the naive code at the same bpp (interpolated in log(bpp) between its two nearest steps;
+pass more --steps, e.g. 1,2,3,4,6,8, when a model's rates lie below the default range), with the verdict: which of
+PSNR-RGB and ST-LPIPS beat it. Metrics are the comparisons package's (`psnr_rgb`, `st_lpips_alex`), clip value =
+mean over frames.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +41,29 @@ from model.video_io import read_video
 BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
 STEPS = "0.5,1,2,3,4"
 METRICS = ("psnr_rgb", "st_lpips_alex")
-HEADER = "| what | bpp | PSNR-RGB (dB) | ST-LPIPS (Alex, shift-tolerant) | latent MSE |"
+HEADER = ("| what | bpp | PSNR-RGB (dB) | ST-LPIPS (Alex, shift-tolerant) | latent MSE | naive code at this bpp: "
+          "PSNR-RGB | naive code at this bpp: ST-LPIPS | beats the naive code |")
+
+
+class Point(NamedTuple):
+    """One row's measured figures (bpp None: nothing coded; latent_mse None: not measured)."""
+
+    what: str
+    bpp: float | None
+    psnr: float
+    st_lpips: float
+    latent_mse: float | None = None
+
+
+def naive_at(floor: list[Point], bpp: float) -> tuple[float, float] | None:
+    """(PSNR-RGB, ST-LPIPS) of the naive code at `bpp`, interpolated linearly in log(bpp) between its two nearest
+    measured steps; None outside the measured range (no extrapolation)."""
+    coded = sorted((p for p in floor if p.bpp), key=lambda p: p.bpp)
+    if len(coded) < 2 or not coded[0].bpp <= bpp <= coded[-1].bpp:
+        return None
+    x = np.log([p.bpp for p in coded])
+    return (float(np.interp(np.log(bpp), x, [p.psnr for p in coded])),
+            float(np.interp(np.log(bpp), x, [p.st_lpips for p in coded])))
 
 
 def load_autoencoder(folder: str | None) -> nn.Module:
@@ -51,26 +77,38 @@ def scores(ref: np.ndarray, test: np.ndarray) -> tuple[float, float]:
     return psnr, st
 
 
-def row(what: str, bpp: float | None, psnr: float, st: float, latent_mse: float | None) -> str:
-    rate = "-" if bpp is None else f"{bpp:.4f}"
-    mse = "-" if latent_mse is None else f"{latent_mse:.4g}"
-    return f"| {what} | {rate} | {psnr:.2f} | {st:.3f} | {mse} |"
+def row(point: Point, floor: list[Point] | None = None) -> str:
+    """A table row; with `floor`, also the naive code at the point's bpp and whether the point beats it on both."""
+    rate = "-" if point.bpp is None else f"{point.bpp:.4f}"
+    mse = "-" if point.latent_mse is None else f"{point.latent_mse:.4g}"
+    cells = [point.what, rate, f"{point.psnr:.2f}", f"{point.st_lpips:.3f}", mse, "-", "-", "-"]
+    if floor is not None and point.bpp is not None:
+        naive = naive_at(floor, point.bpp)
+        if naive is None:
+            cells[-1] = "outside the naive code's bpp range (add --steps)"
+        else:
+            better = (point.psnr > naive[0], point.st_lpips < naive[1])
+            cells[5:] = [f"{naive[0]:.2f}", f"{naive[1]:.3f}",
+                         "both" if all(better) else "PSNR only" if better[0] else "ST-LPIPS only" if better[1]
+                         else "neither"]
+    return "| " + " | ".join(cells) + " |"
 
 
-def floor_rows(autoencoder: nn.Module, frames: np.ndarray, steps: list[float]) -> Iterator[str]:
-    """The 'nothing coded' row, then one row per quantiser step."""
+def floor_points(autoencoder: nn.Module, frames: np.ndarray, steps: list[float]) -> Iterator[Point]:
+    """The 'nothing coded' point, then one point per quantiser step."""
     t, h, w = frames.shape[:3]
     latents = encode_frames(autoencoder, frames)
-    yield row("TAEF2 encoder -> TAEF2 decoder, nothing coded", None,
-              *scores(frames, decode_frames(autoencoder, latents, h, w)), 0.0)
+    yield Point("TAEF2 encoder -> TAEF2 decoder, nothing coded", None,
+                *scores(frames, decode_frames(autoencoder, latents, h, w)), 0.0)
     for point in code_latents(latents, steps):
         decoded = decode_frames(autoencoder, point.latents, h, w)
         mse = float(((point.latents - latents) ** 2).mean())
-        yield row(f"naive code, step {point.step:g}", point.bits.sum() / (t * h * w), *scores(frames, decoded), mse)
+        yield Point(f"naive code, step {point.step:g}", float(point.bits.sum()) / (t * h * w),
+                    *scores(frames, decoded), mse)
 
 
-def model_rows(folder: str, frames: np.ndarray, rates: str) -> Iterator[str]:
-    """One row per rate point of an S2VC model (bench_quality's in-memory coding)."""
+def model_points(folder: str, frames: np.ndarray, rates: str) -> Iterator[Point]:
+    """One point per rate point of an S2VC model (bench_quality's in-memory coding)."""
     model = load_any(folder).eval()
     count = len(model.rate_names)
     chosen = range(count) if rates == "all" else [int(r) for r in rates.split(",")]
@@ -80,7 +118,7 @@ def model_rows(folder: str, frames: np.ndarray, rates: str) -> Iterator[str]:
     for r in chosen:
         with torch.inference_mode():
             rec, bits = model.reconstruct(frames, r)
-        yield row(f"{folder} {model.rate_names[r]}", float(np.sum(bits)) / (t * h * w), *scores(frames, rec), None)
+        yield Point(f"{folder} {model.rate_names[r]}", float(np.sum(bits)) / (t * h * w), *scores(frames, rec))
 
 
 def parse_steps(text: str) -> list[float]:
@@ -122,18 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{Path(args.clip).name}, first {t} frames, {w}x{h}; TAEF2 weights {taef2_dir(args.taef2)}; "
           f"{args.threads} threads; load average {load}")
     print(HEADER)
-    print("|---|---|---|---|---|", flush=True)
-    for line in floor_rows(autoencoder, frames, steps):
-        print(line, flush=True)
+    print("|---" * HEADER.count(" | ") + "|---|", flush=True)
+    floor = []
+    for point in floor_points(autoencoder, frames, steps):
+        floor.append(point)
+        print(row(point), flush=True)
     for folder in args.model:
         try:
-            for line in model_rows(folder, frames, args.rates):
-                print(line, flush=True)
+            for point in model_points(folder, frames, args.rates):
+                print(row(point, floor), flush=True)
         except ValueError as err:
             parser.error(str(err))
     print("\nnaive code bpp: the ideal code length of static histograms (per PCA component and frame type) fitted "
           "on this clip itself; the histograms are not paid for, so it is slightly optimistic. Model bpp: the "
-          "entropy models' estimate. latent MSE: decoded against encoded TAEF2 latents (unscaled).")
+          "entropy models' estimate. latent MSE: decoded against encoded TAEF2 latents (unscaled). Naive code at this "
+          "bpp: its two nearest steps interpolated linearly in log(bpp); a model point beats it when it has higher "
+          "PSNR-RGB and lower ST-LPIPS (\"both\").")
     for name in METRICS:
         print(f"{name}: {get_metric(name).variant}; clip value = mean over frames")
     return 0

@@ -110,11 +110,12 @@ def png_clip(tmp_path: Path) -> Path:
 
 
 def table(out: str) -> dict[str, list[float]]:
+    """Rows of the printed table: the numeric cells (bpp ... naive ST-LPIPS; "-" as nan), then the verdict."""
     rows = {}
     for line in out.splitlines():
         if line.startswith("| ") and not line.startswith("| what"):
             cells = [c.strip() for c in line.strip("|").split("|")]
-            rows[cells[0]] = [float("nan") if c == "-" else float(c) for c in cells[1:]]
+            rows[cells[0]] = [float("nan") if c == "-" else float(c) for c in cells[1:-1]] + [cells[-1]]
     return rows
 
 
@@ -141,6 +142,44 @@ def test_bench_floor_prints_the_floor_table(weights: str, png_clip: Path, monkey
     if weights == "TAEF2":  # the real decoder: coarse steps must cost quality
         psnr = [v[1] for v in rows.values()]
         assert psnr[0] > psnr[-1]
+
+
+def test_naive_at_interpolates_in_log_bpp_and_never_extrapolates() -> None:
+    module = bench("bench_floor")
+    floor = [module.Point("nothing coded", None, 40.0, 0.01, 0.0), module.Point("step 4", 0.01, 20.0, 0.3),
+             module.Point("step 2", 0.1, 30.0, 0.1), module.Point("step 1", 1.0, 35.0, 0.05)]
+    assert module.naive_at(floor, 0.1) == pytest.approx((30.0, 0.1))
+    assert module.naive_at(floor, 10 ** -1.5) == pytest.approx((25.0, 0.2))  # halfway in log(bpp)
+    assert module.naive_at(floor, 0.005) is None and module.naive_at(floor, 2.0) is None
+    beats = module.row(module.Point("m q1", 10 ** -1.5, 26.0, 0.15), floor)
+    assert beats.endswith("| 25.00 | 0.200 | both |")
+    assert module.row(module.Point("m q0", 10 ** -1.5, 24.0, 0.15), floor).endswith("| ST-LPIPS only |")
+    assert module.row(module.Point("m q0", 10 ** -1.5, 26.0, 0.25), floor).endswith("| PSNR only |")
+    assert "outside the naive code's bpp range" in module.row(module.Point("m q9", 3.0, 50.0, 0.0), floor)
+
+
+def test_bench_floor_sets_a_model_beside_the_naive_code(png_clip: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from model.codec import S2VC
+    from model.config import tiny
+    from tests.test_train_merge import SMALL
+
+    module = bench("bench_floor")
+    monkeypatch.setattr(module, "load_autoencoder", lambda folder: small_autoencoder())
+    torch.manual_seed(0)
+    model = S2VC(tiny().replace(**SMALL)).save_pretrained(tmp_path / "model")
+    argv = ["--clip", str(png_clip), "--frames", "3", "--steps", "0.001,0.02,0.1,0.4,4", "--threads", "1",
+            "--model", str(model), "--rates", "0,1"]
+    assert module.main(argv) == 0
+    rows = table(capsys.readouterr().out)
+    model_rows = [v for k, v in rows.items() if k.startswith(str(model))]
+    assert len(model_rows) == 2 and all(len(v) == 7 for v in rows.values())
+    for bpp, psnr, st, _, naive_psnr, naive_st, verdict in model_rows:
+        assert verdict in ("both", "PSNR only", "ST-LPIPS only", "neither") or verdict.startswith("outside")
+        if not verdict.startswith("outside"):
+            assert np.isfinite(naive_psnr) and np.isfinite(naive_st)
+            assert (verdict in ("both", "PSNR only")) == (psnr > naive_psnr)
 
 
 def test_bench_floor_refuses_bad_arguments(png_clip: Path, tmp_path: Path,
