@@ -26,12 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app import engine, handlers  # noqa: E402
+from bench.clips import BASKETBALL  # noqa: E402
 from app.model_slot import ModelSlot  # noqa: E402
 from app.settings import CLIPS_DIR, Limits  # noqa: E402
 from model.video_io import read_video, write_mp4  # noqa: E402
 
-SHARED = Path(os.environ.get("S2VC_SHARED", REPO.parent / "shared"))
-BASKETBALL = SHARED / "data" / "video" / "BasketballPass_416x240_100f_png"
 SIZE = (416, 240)
 FPS = 50.0
 

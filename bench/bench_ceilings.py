@@ -32,13 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.clips import BASKETBALL, read_clip
 from model import load_model
 from model.codec import to_model_frames
 from model.dpb import FRAME_I, DecodedPictureBuffer
 from model.train.losses import STLPIPS
-from model.video_io import read_video
 
-BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
 
 
 def _taef2_decoder(model, path: str | None):  # -> callable latent -> [-1, 1] pixels, or None with a reason
@@ -146,19 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.optimise < 0:
         parser.error("--optimise takes a number of steps >= 0")
-    if args.frames < 2:
-        parser.error("--frames must be at least 2 (an I-frame and a P-frame)")
-    clip = Path(args.clip)
-    if not clip.exists():
-        parser.error(f"clip not found: {clip} (pass --clip)")
-    frames, _ = read_video(clip, frames=args.frames, fps=args.fps)
+    frames = read_clip(parser, args.clip, args.frames, args.fps)
     model = load_model(args.model).eval()
     h, w = frames.shape[1:3]
     x = to_model_frames(frames, model.config.pad_multiple)
     score = Scores(x, h, w)
     taef2_decode, why = _taef2_decoder(model, args.taef2)
 
-    print(f"model {args.model or 'bundled'}, {clip.name}, first {len(frames)} frames ({w}x{h})")
+    print(f"model {args.model or 'bundled'}, {Path(args.clip).name}, first {len(frames)} frames ({w}x{h})")
     print(f"{'stage':<44} {'PSNR-RGB':>8} {'ST-LPIPS':>8} {'lat.MSE I':>9} {'lat.MSE P':>9} {'no U-Net':>9}"
           f" {'bpp':>7}")
     row = "{:<44} {:>8.2f} {:>8.3f} {:>9} {:>9} {:>9} {:>7}"

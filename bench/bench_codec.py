@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import cpu_side, entropy_1080p
 from bench.baseline_tree import baseline_tree
+from bench.clips import BASKETBALL
 from model import S2VC, entropy_coder, load_model, official, tiny
 from model.video_io import read_video
 
-BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
 CODER_METHODS = {
     entropy_coder.SymbolEncoder: ("encode_gaussian", "encode_gaussian_indexed", "encode_categorical", "encode_bits",
                                   "finish"),

@@ -18,12 +18,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.clips import BASKETBALL, read_clip
 from model import load_model
 from model.train.data import to_tensor
 from model.train.losses import STLPIPS
-from model.video_io import read_video
 
-BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
 REGION = 128
 SIZES = ((128, 256), (240, 128), (240, 256), (240, 416))
 
@@ -38,12 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.frames < 2:
-        parser.error("--frames must be at least 2 (an I-frame and a P-frame)")
-    clip = Path(args.clip)
-    if not clip.exists():
-        parser.error(f"clip not found: {clip} (pass --clip)")
-    frames, _ = read_video(clip, frames=args.frames, fps=args.fps)
+    frames = read_clip(parser, args.clip, args.frames, args.fps)
     h, w = frames.shape[1:3]
     if h < REGION or w < REGION:
         parser.error(f"the clip is {w}x{h}; it needs at least {REGION}x{REGION}")

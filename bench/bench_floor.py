@@ -21,8 +21,8 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,15 +30,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_quality import center_crop
+from bench.clips import BASKETBALL, read_clip
 from comparisons.metrics import get_metric
 from comparisons.naive_latent import code_latents, decode_frames, encode_frames
 from model.errors import CheckpointError
 from model.taesd import load_taef2, taef2_dir
 from model.train.merge import load_any
-from model.video_io import read_video
 
-BASKETBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "BasketballPass_416x240_100f_png"
 STEPS = "0.5,1,2,3,4"
 METRICS = ("psnr_rgb", "st_lpips_alex")
 HEADER = ("| what | bpp | PSNR-RGB (dB) | ST-LPIPS (Alex, shift-tolerant) | latent MSE | naive code at this bpp: "
@@ -146,14 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         steps = parse_steps(args.steps)
     except ValueError as err:
         parser.error(str(err))
-    if args.frames < 2:
-        parser.error("--frames must be at least 2 (an intra frame and a residual frame)")
-    if not Path(args.clip).exists():
-        parser.error(f"clip not found: {args.clip}")
+    frames = read_clip(parser, args.clip, args.frames, args.fps, args.crop)
     try:
-        frames = center_crop(read_video(args.clip, frames=args.frames, fps=args.fps)[0], args.crop)
         autoencoder = load_autoencoder(args.taef2)
-    except (ValueError, CheckpointError) as err:
+    except CheckpointError as err:
         parser.error(str(err))
     t, h, w = frames.shape[:3]
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())

