@@ -39,7 +39,6 @@ from model.dpb import FRAME_I, DecodedPictureBuffer
 from model.train.losses import STLPIPS
 
 
-
 def _taef2_decoder(model, path: str | None):  # -> callable latent -> [-1, 1] pixels, or None with a reason
     """TAEF2's own decoder for a TAEF2-based model, or (None, why)."""
     if model.config.vae_type != "taesd" or model.config.latent_channels != 32:

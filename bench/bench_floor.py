@@ -39,6 +39,8 @@ from model.train.merge import load_any
 
 STEPS = "0.5,1,2,3,4"
 METRICS = ("psnr_rgb", "st_lpips_alex")
+# (higher PSNR-RGB, lower ST-LPIPS than the naive code at the same bpp) -> what the table says
+VERDICTS = {(True, True): "both", (True, False): "PSNR only", (False, True): "ST-LPIPS only", (False, False): "neither"}
 HEADER = ("| what | bpp | PSNR-RGB (dB) | ST-LPIPS (Alex, shift-tolerant) | latent MSE | naive code at this bpp: "
           "PSNR-RGB | naive code at this bpp: ST-LPIPS | beats the naive code |")
 
@@ -85,10 +87,8 @@ def row(point: Point, floor: list[Point] | None = None) -> str:
         if naive is None:
             cells[-1] = "outside the naive code's bpp range (add --steps)"
         else:
-            better = (point.psnr > naive[0], point.st_lpips < naive[1])
-            cells[5:] = [f"{naive[0]:.2f}", f"{naive[1]:.3f}",
-                         "both" if all(better) else "PSNR only" if better[0] else "ST-LPIPS only" if better[1]
-                         else "neither"]
+            verdict = VERDICTS[(point.psnr > naive[0], point.st_lpips < naive[1])]
+            cells[5:] = [f"{naive[0]:.2f}", f"{naive[1]:.3f}", verdict]
     return "| " + " | ".join(cells) + " |"
 
 

@@ -16,25 +16,21 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.clips import HELD_OUT  # noqa: E402
-from model.codec import S2VC  # noqa: E402
+from bench.clips import HELD_OUT, center_crop, read_clip  # noqa: E402
+from model.codec import S2VC, to_model_frames  # noqa: E402
 from model.loading import load_model  # noqa: E402
-from model.video_io import read_video  # noqa: E402
 
 
-
-def crop64(frames, limit: tuple[int, int] | None):
-    """Centred crop to multiples of 64 (and at most ``limit`` = (w, h))."""
-    h, w = frames.shape[1] // 64 * 64, frames.shape[2] // 64 * 64
-    if limit:
-        w, h = min(w, limit[0] // 64 * 64), min(h, limit[1] // 64 * 64)
-    y, x = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2
-    return frames[:, y:y + h, x:x + w]
+def crop64(frames: np.ndarray, limit: tuple[int, int]) -> np.ndarray:
+    """The centred crop of the largest multiple-of-64 size that fits both the frames and ``limit`` = (w, h)."""
+    h, w = frames.shape[1:3]
+    return center_crop(frames, f"{min(w, limit[0]) // 64 * 64}x{min(h, limit[1]) // 64 * 64}")
 
 
 def table(model: S2VC, clip: torch.Tensor, rate: int) -> list[str]:
@@ -69,11 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_model(args.model).eval()
-    frames, _ = read_video(args.clip, frames=args.frames, fps=args.fps)
     limit = tuple(int(v) for v in args.max_size.lower().split("x"))
+    frames = read_clip(parser, args.clip, args.frames, args.fps)
+    if min(frames.shape[1:3]) < 64 or min(limit) < 64:
+        parser.error("the clip and --max-size must both be at least 64x64")
     frames = crop64(frames, limit)  # type: ignore[arg-type]
-    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float()[None] / 127.5 - 1
+    model = load_model(args.model).eval()
+    clip = to_model_frames(frames, model.config.pad_multiple)[None]
     rates = [int(r) for r in args.rates.split(",")] if args.rates else sorted({0, len(model.rate_names) - 1})
     print(f"model {args.model or 'bundled'}, {Path(args.clip).name}, {len(frames)} frames, centred crop "
           f"{frames.shape[2]}x{frames.shape[1]}")

@@ -162,3 +162,7 @@ def test_bench_latent_drift_sets_each_p_frame_beside_copying(small_model: Path, 
         latents = [load_model(str(small_model)).vae.encode(f.permute(2, 0, 1)[None]) for f in frames]
     assert float(copy[1]) == pytest.approx(float((latents[1] - latents[0]).pow(2).mean()), abs=1e-3)
     assert re.search(r"P-frames: x0 MSE [\d.]+ \(first [\d.]+, last [\d.]+\) against copying", out[7])
+    with pytest.raises(SystemExit):
+        bench("bench_latent_drift").main(["--model", str(small_model), "--clip", str(png_clip), "--fps", "25",
+                                          "--max-size", "32x32"])
+    assert "at least 64x64" in capsys.readouterr().err

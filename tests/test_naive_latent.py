@@ -175,11 +175,10 @@ def test_bench_floor_sets_a_model_beside_the_naive_code(png_clip: Path, tmp_path
     rows = table(capsys.readouterr().out)
     model_rows = [v for k, v in rows.items() if k.startswith(str(model))]
     assert len(model_rows) == 2 and all(len(v) == 7 for v in rows.values())
-    for bpp, psnr, st, _, naive_psnr, naive_st, verdict in model_rows:
-        assert verdict in ("both", "PSNR only", "ST-LPIPS only", "neither") or verdict.startswith("outside")
-        if not verdict.startswith("outside"):
-            assert np.isfinite(naive_psnr) and np.isfinite(naive_st)
-            assert (verdict in ("both", "PSNR only")) == (psnr > naive_psnr)
+    floor = [module.Point(k, v[0], v[1], v[2]) for k, v in rows.items() if k.startswith("naive code")]
+    for bpp, psnr, st, _, naive_psnr, naive_st, verdict in model_rows:  # both inside the floor's 0-2 bpp range
+        assert (naive_psnr, naive_st) == pytest.approx(module.naive_at(floor, bpp), abs=0.01)
+        assert verdict == module.VERDICTS[(psnr > naive_psnr, st < naive_st)]
 
 
 def test_bench_floor_refuses_bad_arguments(png_clip: Path, tmp_path: Path,
