@@ -230,12 +230,13 @@ class S2VC(nn.Module):
                 is_reset=kind == FRAME_RESET,
             )
             with self._pframe_precision():
+                latent_in = self._cond(x) if x is not None and self.config.inter_latent_input else None
                 if dec is not None:
                     out = self.inter.decompress(dec, ref, hp, wp, rate)
                 elif enc is not None:
-                    out = self.inter.compress(x, ref, rate, enc)
+                    out = self.inter.compress(x, ref, rate, enc, latent_in)
                 else:
-                    out = self.inter(x, ref, rate)
+                    out = self.inter(x, ref, rate, latent_in)
                 feats_in = [f.float() for f in dpb.ref_unet_features]
                 latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "pframe", feats_in)
             dpb.update(latent, out["feature"], feats)
@@ -343,7 +344,7 @@ class S2VC(nn.Module):
                     ref_latent=dpb.ref_latent,
                     is_reset=kind == FRAME_RESET,
                 )
-                out = self.inter(x, ref, rate)
+                out = self.inter(x, ref, rate, target if self.config.inter_latent_input else None)
                 latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "pframe", dpb.ref_unet_features)
                 dpb.update(latent, out["feature"], feats)
             record = {

@@ -59,6 +59,9 @@ class S2VCConfig:
     inter_channels: int = 384
     inter_y_channels: int = 128
     inter_z_channels: int = 64
+    # not in the release: the P encoder also sees the autoencoder's latent of the frame (as the I encoder does),
+    # through a zero-initialised 1x1 `latent_emb` added to `pix_emb` (encoder side only: the bitstream is unchanged)
+    inter_latent_input: bool = False
 
     # --- shared ---
     norm_groups: int = 32  # GroupNorm groups of ResnetBlock / AttnBlock / vae_reduction

@@ -9,6 +9,10 @@ semantic_channels (H/64).
 z uses the factorized `bit_estimator_z` (one density per rate point); y the two-step checkerboard prior with
 a learned quantisation step q_dec and the video scale table. With `config.num_rates > 1` a learned per-rate
 gain `y_q_scale` [R, Y, 1, 1] multiplies y / q_dec (and the predicted means and scales) before quantisation.
+
+With `config.inter_latent_input` (not in the release) the encoder's input is `pix_emb(x) + latent_emb(latent)`,
+the frame's autoencoder latent through a 1x1 conv that starts at zero (the model computes what it did without it);
+only the encoder needs the latent, so decoding and the bitstream are unchanged.
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ from model.layers import (
     ResidualBlockUpsample,
     ResidualBlockWithStride,
     conv1x1,
+    zero_conv1x1,
 )
 
 Q_DEC_MIN = 0.5
@@ -167,6 +172,7 @@ class InterCodec(nn.Module):
         self.train_quant = "ste"  # quantisation proxy used in training mode: "ste" or "noise"
         self.bit_estimator_z = BitEstimator(z_ch, qp_num=config.num_rates)
         self.pix_emb = nn.Conv2d(3, ch, 8, stride=8)
+        self.latent_emb = zero_conv1x1(config.latent_channels, ch) if config.inter_latent_input else None
         self.feature_adaptor_i = ResBlock(config.latent_channels, ch)
         self.feature_adaptor_p = ResBlock(ch)
         self.feature_extractor = FeatureExtractor(ch)
@@ -211,6 +217,17 @@ class InterCodec(nn.Module):
     def _gain(self, rate: torch.Tensor) -> torch.Tensor | float:
         """Per-rate y gain [B, Y, 1, 1]; exactly 1.0 (a no-op) for a single-rate model."""
         return 1.0 if self.y_q_scale is None else self.y_q_scale[rate].clamp_min(1e-3)
+
+    def _embed(self, x: torch.Tensor, latent: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's view of the frame: the pixel embedding, plus the latent's where the config says so."""
+        if self.latent_emb is None:
+            return self.pix_emb(x)
+        if latent is None:
+            raise ValueError("this P-frame codec's encoder also takes the frame's latent (config.inter_latent_input)")
+        expected = (x.shape[0], self.config.latent_channels, x.shape[-2] // 8, x.shape[-1] // 8)
+        if tuple(latent.shape) != expected:
+            raise ValueError(f"latent must have shape {expected}, got {tuple(latent.shape)}")
+        return self.pix_emb(x) + self.latent_emb(latent.to(x.dtype))
 
     def _context(self, ref: RefState, batch: int, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Reset frames adapt the x0 latent, others the propagated feature -> (ctx, ctx_t)."""
@@ -259,8 +276,11 @@ class InterCodec(nn.Module):
         }
 
     # ------------------------------------------------------------------------------------------ training / estimate
-    def forward(self, x: torch.Tensor, ref: RefState, rate: int | torch.Tensor = 0) -> dict[str, Any]:
-        """x [B,3,Hp,Wp] in [-1,1]. Returns feature, f_pix, tokens, likelihoods {"y", "z"}, bits [B].
+    def forward(
+        self, x: torch.Tensor, ref: RefState, rate: int | torch.Tensor = 0, latent: torch.Tensor | None = None
+    ) -> dict[str, Any]:
+        """x [B,3,Hp,Wp] in [-1,1] (and its latent [B, latent_channels, Hp/8, Wp/8] when the config's
+        `inter_latent_input` is set). Returns feature, f_pix, tokens, likelihoods {"y", "z"}, bits [B].
 
         Training mode uses `train_quant` for y and z; eval mode rounds and clamps exactly as `compress` does.
         """
@@ -268,7 +288,7 @@ class InterCodec(nn.Module):
         r = rate_tensor(rate, x.shape[0], self.config.num_rates, x.device)
         mode = self.train_quant if self.training else "round"
         ctx, ctx_t = self._context(ref, x.shape[0], hp, wp)
-        y = self.encoder(self.pix_emb(x), ctx)
+        y = self.encoder(self._embed(x, latent), ctx)
         z_hat = quantize(self.hyper_encoder(y), mode)
         if not self.training:
             z_hat = clamp_symbols(z_hat)
@@ -297,12 +317,14 @@ class InterCodec(nn.Module):
 
     # ------------------------------------------------------------------------------------------ entropy coding
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, ref: RefState, rate: int | torch.Tensor, enc: Any) -> dict[str, Any]:
+    def compress(
+        self, x: torch.Tensor, ref: RefState, rate: int | torch.Tensor, enc: Any, latent: torch.Tensor | None = None
+    ) -> dict[str, Any]:
         """Write z (factorized, per-channel pmfs), then y step 0 and step 1. Returns feature, f_pix, tokens, bits."""
         hp, wp = check_frame(x, self.config.pad_multiple)
         r = rate_tensor(rate, x.shape[0], self.config.num_rates, x.device)
         ctx, ctx_t = self._context(ref, x.shape[0], hp, wp)
-        y = self.encoder(self.pix_emb(x), ctx)
+        y = self.encoder(self._embed(x, latent), ctx)
         z_hat = clamp_symbols(torch.round(self.hyper_encoder(y)))
         pmfs, table = self._z_tables(r, z_hat.shape)
         symbols = z_hat.long().flatten()

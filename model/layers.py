@@ -13,6 +13,14 @@ def conv1x1(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1, bias=bias)
 
 
+def zero_conv1x1(cin: int, cout: int) -> nn.Conv2d:
+    """A 1x1 conv whose weights and bias start at zero (a branch added to a trained model changes nothing yet)."""
+    conv = conv1x1(cin, cout)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
 

@@ -232,3 +232,26 @@ def test_coder_gets_the_dense_prior_symbols_and_stds(codec: InterCodec, monkeypa
         expected = clamp_symbols(torch.round(y * seen["q_dec"].reciprocal() * gain - means * gain))[sel].long()
         assert torch.equal(symbols, expected)
         assert torch.equal(table.values[index], table.values[table.index(scales * gain)][sel])
+
+
+def test_latent_input_starts_at_zero_changes_only_the_encoder_and_learns() -> None:
+    """`inter_latent_input`: the branch starts at zero (same outputs as without it), the decoder needs no latent
+    (same bitstream), a missing or misshapen latent is an error, and the branch gets a gradient."""
+    torch.manual_seed(0)
+    plain = InterCodec(tiny()).eval()
+    torch.manual_seed(0)
+    fed = InterCodec(tiny().replace(inter_latent_input=True)).eval()
+    fed.load_state_dict(plain.state_dict(), strict=False)
+    x, ref = frame(1, 64, 128), reset_ref(1, 64, 128)
+    latent = torch.randn(1, 32, 8, 16)
+    with torch.no_grad():
+        a, b = plain(x, ref, 2), fed(x, ref, 2, latent)
+    assert torch.equal(a["f_pix"], b["f_pix"]) and torch.equal(a["bits"], b["bits"])
+    assert sorted(set(fed.state_dict()) - set(plain.state_dict())) == ["latent_emb.bias", "latent_emb.weight"]
+    with pytest.raises(ValueError, match="also takes the frame's latent"):
+        fed(x, ref, 2)
+    with pytest.raises(ValueError, match=r"latent must have shape \(1, 32, 8, 16\)"):
+        fed(x, ref, 2, latent[..., :8])
+    fed.train()
+    fed(x, ref, 2, latent)["bits"].sum().backward()
+    assert fed.latent_emb.weight.grad.abs().sum() > 0

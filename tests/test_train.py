@@ -307,6 +307,22 @@ def test_overrides_on_a_pretrained_model_keep_every_fitting_weight(tmp_path: Pat
         with_overrides(old, {"inter_channels": 48})
 
 
+def test_overrides_may_add_the_p_encoder_s_latent_input_at_zero() -> None:
+    from model.codec import S2VC
+    from model.config import tiny
+    from model.train.loop import with_overrides
+
+    small = {k: tuple(v) if isinstance(v, list) else v for k, v in SMALL.items()}
+    old = S2VC(tiny().replace(**small))
+    new = with_overrides(old, {"inter_latent_input": True})
+    old_state, new_state = old.state_dict(), new.state_dict()
+    assert sorted(set(new_state) - set(old_state)) == ["inter.latent_emb.bias", "inter.latent_emb.weight"]
+    assert all(torch.equal(new_state[k], v) for k, v in old_state.items())
+    assert not new_state["inter.latent_emb.weight"].any() and not new_state["inter.latent_emb.bias"].any()
+    with pytest.raises(ValueError, match="outside the decoder"):  # removing it would drop trained weights
+        with_overrides(new, {"inter_latent_input": False})
+
+
 def test_overrides_back_to_taef2_s_decoder_layout_load_its_pretrained_decoder(shared_data: Path) -> None:
     from model.codec import S2VC
     from model.config import tiny

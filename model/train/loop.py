@@ -114,12 +114,16 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
+ADDED_AT_ZERO = ("inter.latent_emb.",)  # config.inter_latent_input's branch, zero-initialised
+
+
 def with_overrides(model: nn.Module, overrides: dict) -> nn.Module:
     """`model` rebuilt with some config fields changed, keeping every weight whose name and shape still fit.
 
     Only the autoencoder's decoder may change shape (a new decoder layout of one's own starts from a fresh
     initialisation and is trained by the `decoder` stage; TAEF2's layout gets TAEF2's pretrained decoder, from
-    `model.taesd.taef2_dir()`); any other mismatch is an error.
+    `model.taesd.taef2_dir()`), and weights that start at zero may be added (`ADDED_AT_ZERO`: the model computes
+    what it did); any other mismatch is an error.
     """
     from model.codec import S2VC
     from model.config import S2VCConfig
@@ -128,7 +132,8 @@ def with_overrides(model: nn.Module, overrides: dict) -> nn.Module:
     new = S2VC(config)
     old, fresh = model.state_dict(), new.state_dict()
     differ = sorted(k for k in set(old) | set(fresh) if k not in old or k not in fresh or old[k].shape != fresh[k].shape)
-    if outside := [k for k in differ if not k.startswith(VAE_DECODER_PREFIX)]:
+    added = [k for k in differ if k not in old and k.startswith(ADDED_AT_ZERO)]
+    if outside := [k for k in differ if not k.startswith(VAE_DECODER_PREFIX) and k not in added]:
         raise ValueError(f"config overrides {sorted(overrides)} change weights outside the decoder: {outside[:8]}")
     before, after = _decoder_layout(model.config), _decoder_layout(config)
     new.load_state_dict({k: v for k, v in old.items()  # a new decoder layout keeps none of the old decoder
