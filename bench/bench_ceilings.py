@@ -21,6 +21,10 @@ descent (Adam, N steps) on the frame's own intermediate tensors with every netwo
 - the best control feature f_pix for the one-step generator: what the U-Net and `vae_reduction` can reach.
 The gap from the coded error to the first is the analysis side's (encoder and quantisation), from the first to
 the second the I-frame decoder's, and the second is the generator's own.
+The same split for the first P-frames (frame 1, a reset P-frame, and frame 2, a plain one; the frames before them
+coded through the buffers at that rate), with the P-frame decoder's y_hat (same context) and the P generator's
+f_pix (same tokens and TCG features), beside the latent error of copying the frame's reference (the previous x0):
+a P-frame whose coded error is not well below the copy's does not turn its bits into fidelity.
 """
 from __future__ import annotations
 
@@ -130,6 +134,48 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
     return {"coded": coded, "best y_hat": best_y, "best f_pix": best_f}
 
 
+def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, steps: int) -> dict[str, float]:
+    """The last frame of `x` coded as a P-frame at `rate` after the others (through the buffers): its latent MSE
+    when its reference x0 is copied, coded, with the best y_hat for the P decoder (same context), with the best
+    f_pix for the P generator (same tokens and TCG features)."""
+    inter, unet, last = model.inter, model.unet, x.shape[0] - 1
+    dpb = DecodedPictureBuffer(model.config.reset_interval)
+    with torch.no_grad():
+        for t in range(last):
+            model.code_frame(dpb, rate, x=x[t : t + 1])
+    goal = target[last:]
+    copy = float(((dpb.ref_latent - goal) ** 2).mean())
+    feats_in = [f.float() for f in dpb.ref_unet_features]
+    seen: dict[str, torch.Tensor] = {}
+    outputs = inter._outputs
+
+    def recording(y_hat: torch.Tensor, ctx: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.update(y_hat=y_hat, ctx=ctx)
+        return outputs(y_hat, ctx)
+
+    inter._outputs = recording  # an instance attribute shadows the method for this frame only
+    try:
+        with torch.no_grad():
+            out = model.code_frame(dpb, rate, x=x[last:])
+    finally:
+        del inter._outputs
+    coded = float(((out["latent"] - goal) ** 2).mean())
+    with torch.no_grad():
+        fixed = outputs(seen["y_hat"], seen["ctx"])
+
+    def from_y(y: torch.Tensor) -> torch.Tensor:
+        o = outputs(y, seen["ctx"])
+        return unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0]
+
+    def from_f(f_pix: torch.Tensor) -> torch.Tensor:
+        return unet.generate(f_pix, fixed["tokens"], "pframe", feats_in)[0]
+
+    with torch.enable_grad():
+        best_y = descend(from_y, seen["y_hat"], goal, steps, 0.1)
+        best_f = descend(from_f, fixed["f_pix"], goal, steps, 0.05)
+    return {"copy of its reference": copy, "coded": coded, "best y_hat": best_y, "best f_pix": best_f}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model folder (default: the bundled model)")
@@ -182,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         split = split_iframe_error(model, x[:1], target[:1], top, args.optimise)
         print(f"I-frame at {model.rate_names[top]}, latent MSE ({args.optimise} Adam steps, networks frozen): "
               + ", ".join(f"{k} {v:.3f}" for k, v in split.items()))
+        for last in (1, 2)[: x.shape[0] - 1]:
+            split = split_pframe_error(model, x[: last + 1], target[: last + 1], top, args.optimise)
+            print(f"frame {last} (P) at {model.rate_names[top]}, latent MSE: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in split.items()), flush=True)
     return 0
 
 

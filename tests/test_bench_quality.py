@@ -113,15 +113,18 @@ def test_bench_ceilings_rows(small_model: Path, png_clip: Path, capsys: pytest.C
         assert coded.split()[-6:-4] != dropped.split()[-6:-4]  # the pictures differ (a random U-Net's eps)
 
 
-def test_bench_ceilings_splits_the_iframe_error(small_model: Path, png_clip: Path,
+def test_bench_ceilings_splits_the_iframe_and_pframe_errors(small_model: Path, png_clip: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench("bench_ceilings").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "2",
+    assert bench("bench_ceilings").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "3",
                                          "--taef2", str(png_clip), "--threads", "1", "--optimise", "5"]) == 0
-    line = capsys.readouterr().out.splitlines()[-1]
-    assert line.startswith("I-frame at q4, latent MSE (5 Adam steps, networks frozen): ")
-    values = dict(re.findall(r"(coded|best y_hat|best f_pix) ([\d.]+)", line))
-    coded, best_y, best_f = (float(values[k]) for k in ("coded", "best y_hat", "best f_pix"))
-    assert best_f < coded and best_y <= coded  # descent from the coded tensors lowers the error
+    lines = capsys.readouterr().out.splitlines()[-3:]
+    assert lines[0].startswith("I-frame at q4, latent MSE (5 Adam steps, networks frozen): ")
+    assert lines[1].startswith("frame 1 (P) at q4, latent MSE: copy of its reference ")
+    assert lines[2].startswith("frame 2 (P) at q4, latent MSE: copy of its reference ")
+    for line in lines:
+        values = dict(re.findall(r"(coded|best y_hat|best f_pix) ([\d.]+)", line))
+        coded, best_y, best_f = (float(values[k]) for k in ("coded", "best y_hat", "best f_pix"))
+        assert best_f < coded and best_y <= coded  # descent from the coded tensors lowers the error
 
 
 def test_descend_reaches_a_reachable_target() -> None:
