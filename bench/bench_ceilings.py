@@ -25,6 +25,11 @@ The same split for the first P-frames (frame 1, a reset P-frame, and frame 2, a 
 coded through the buffers at that rate), with the P-frame decoder's y_hat (same context) and the P generator's
 f_pix (same tokens and TCG features), beside the latent error of copying the frame's reference (the previous x0):
 a P-frame whose coded error is not well below the copy's does not turn its bits into fidelity.
+Each split also refines the encoder's y for the real objective, rate and distortion (`rate + lambda * latent MSE`,
+the training loss with `--lam`, default the training config's lambda of that rate point times its latent weight;
+rounding straight-through, N Adam steps), and codes it: the latent MSE and bpp a better encoder could get from the
+same decoder and entropy models ("refined y"). Refined frames far below the coded curve put the loss on the
+encoder; refined P-frames that cost as much as an I-frame put it on the P decoder and its entropy models.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from bench.clips import BASKETBALL, read_clip
 from model import load_model
 from model.codec import to_model_frames
 from model.dpb import FRAME_I, DecodedPictureBuffer
+from model.train.config import LATENT_ONLY, TrainConfig
 from model.train.losses import STLPIPS
 
 
@@ -105,9 +111,62 @@ def descend(make_x0, start: torch.Tensor, target: torch.Tensor, steps: int, lr: 
     return best
 
 
-def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, steps: int) -> dict[str, float]:
+def refine_y(codec: torch.nn.Module, encoder: torch.nn.Module, generate, goal: torch.Tensor, pixels: int,
+             lam: float, steps: int) -> tuple[float, float]:
+    """(latent MSE, bpp) of a frame coded with the encoder's y refined for bits / pixels + lam * latent MSE.
+
+    `codec` and its `encoder` ran last on the frame under `Recorded`; `generate(out)` turns the codec's output into
+    the x0 latent. The encoder's first output (y) becomes a leaf tensor, trained with straight-through rounding,
+    then coded as in eval mode."""
+    forward, was_training = encoder.forward, codec.training
+
+    def code() -> tuple[torch.Tensor, torch.Tensor]:
+        out = codec(*codec.last_inputs)
+        return generate(out), out["bits"]
+
+    with torch.no_grad():
+        first = forward(*encoder.last_inputs)
+    rest = first[1:] if isinstance(first, tuple) else ()
+    y = (first[0] if rest else first).detach().clone().requires_grad_(True)
+    encoder.forward = lambda *args: (y, *rest) if rest else y  # an instance attribute shadows the method
+    quant, codec.train_quant = codec.train_quant, "ste"
+    try:
+        opt = torch.optim.Adam([y], lr=0.05)
+        codec.train()
+        with torch.enable_grad():
+            for _ in range(steps):
+                latent, bits = code()
+                loss = bits.sum() / pixels + lam * ((latent - goal) ** 2).mean()
+                (y.grad,) = torch.autograd.grad(loss, [y])
+                opt.step()
+        codec.eval()
+        with torch.no_grad():
+            latent, bits = code()
+    finally:
+        del encoder.forward, encoder.last_inputs, codec.last_inputs
+        codec.train(was_training)
+        codec.train_quant = quant
+    return float(((latent - goal) ** 2).mean()), float(bits.sum()) / pixels
+
+
+class Recorded:
+    """Records a module's latest call inputs in `module.last_inputs` while in use."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+
+    def __enter__(self) -> torch.nn.Module:
+        self.handle = self.module.register_forward_pre_hook(lambda m, args: setattr(m, "last_inputs", args))
+        return self.module
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.remove()
+
+
+def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, steps: int,
+                       lam: float) -> dict[str, float]:
     """The I-frame's latent MSE at `rate`: coded, with the best y_hat for its decoder, with the best f_pix for the
-    generator (see the module docstring)."""
+    generator, and (with its bpp) with y refined for the rate-distortion loss (see the module docstring)."""
     intra, unet = model.intra, model.unet
     seen: dict[str, torch.Tensor] = {}
     outputs = intra._outputs
@@ -118,7 +177,7 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
 
     intra._outputs = recording  # an instance attribute shadows the method for this frame only
     try:
-        with torch.no_grad():
+        with torch.no_grad(), Recorded(intra), Recorded(intra.enc):
             out = intra(x, target, rate)
     finally:
         del intra._outputs
@@ -131,13 +190,18 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
     with torch.enable_grad():
         best_y = descend(lambda y: generate(intra.dec(y, seen["y_semantic"])), seen["y_hat"], target, steps, 0.1)
         best_f = descend(generate, out["f_pix"], target, steps, 0.05)
-    return {"coded": coded, "best y_hat": best_y, "best f_pix": best_f}
+    pixels = x.shape[-1] * x.shape[-2]
+    refined, bpp = refine_y(intra, intra.enc, lambda o: unet.generate(o["f_pix"], o["tokens"], "iframe")[0],
+                            target, pixels, lam, steps)
+    return {"coded": coded, "best y_hat": best_y, "best f_pix": best_f, "refined y": refined, "refined bpp": bpp}
 
 
-def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, steps: int) -> dict[str, float]:
+def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, steps: int,
+                       lam: float) -> dict[str, float]:
     """The last frame of `x` coded as a P-frame at `rate` after the others (through the buffers): its latent MSE
     when its reference x0 is copied, coded, with the best y_hat for the P decoder (same context), with the best
-    f_pix for the P generator (same tokens and TCG features)."""
+    f_pix for the P generator (same tokens and TCG features), and (with its bpp) with y refined for the
+    rate-distortion loss."""
     inter, unet, last = model.inter, model.unet, x.shape[0] - 1
     dpb = DecodedPictureBuffer(model.config.reset_interval)
     with torch.no_grad():
@@ -155,7 +219,7 @@ def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
 
     inter._outputs = recording  # an instance attribute shadows the method for this frame only
     try:
-        with torch.no_grad():
+        with torch.no_grad(), Recorded(inter), Recorded(inter.encoder):
             out = model.code_frame(dpb, rate, x=x[last:])
     finally:
         del inter._outputs
@@ -173,7 +237,22 @@ def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
     with torch.enable_grad():
         best_y = descend(from_y, seen["y_hat"], goal, steps, 0.1)
         best_f = descend(from_f, fixed["f_pix"], goal, steps, 0.05)
-    return {"copy of its reference": copy, "coded": coded, "best y_hat": best_y, "best f_pix": best_f}
+    refined, bpp = refine_y(inter, inter.encoder,
+                            lambda o: unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0],
+                            goal, x.shape[-1] * x.shape[-2], lam, steps)
+    return {"copy of its reference": copy, "coded": coded, "best y_hat": best_y, "best f_pix": best_f,
+            "refined y": refined, "refined bpp": bpp}
+
+
+def default_lambda(rate: int, rates: int) -> float | None:
+    """The training config's weight on latent MSE at `rate` (lambda times the latent-only loss's latent weight),
+    or None when its lambdas do not fit the model's rate points."""
+    lambdas = TrainConfig().lambdas
+    return lambdas[rate] * LATENT_ONLY.latent_weight if len(lambdas) == rates else None
+
+
+def figures(split: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" if k.endswith("bpp") else f"{k} {v:.3f}" for k, v in split.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taef2", help="folder of the TAEF2 weights (default: the model package's lookup)")
     parser.add_argument("--optimise", type=int, default=0, metavar="N",
                         help="also split the I-frame's latent error at the top rate point (N Adam steps; ~300)")
+    parser.add_argument("--lam", type=float, default=None,
+                        help="--optimise: the refined y's lambda on latent MSE (default: the training config's "
+                             "lambda of the top rate point times its latent weight)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -225,13 +307,16 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
     if args.optimise:
         top = len(model.rate_names) - 1
-        split = split_iframe_error(model, x[:1], target[:1], top, args.optimise)
+        lam = args.lam if args.lam is not None else default_lambda(top, len(model.rate_names))
+        if lam is None:
+            parser.error(f"the training config's lambdas do not fit this model's {top + 1} rate points: pass --lam")
+        split = split_iframe_error(model, x[:1], target[:1], top, args.optimise, lam)
         print(f"I-frame at {model.rate_names[top]}, latent MSE ({args.optimise} Adam steps, networks frozen): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in split.items()))
+              + figures(split))
         for last in (1, 2)[: x.shape[0] - 1]:
-            split = split_pframe_error(model, x[: last + 1], target[: last + 1], top, args.optimise)
+            split = split_pframe_error(model, x[: last + 1], target[: last + 1], top, args.optimise, lam)
             print(f"frame {last} (P) at {model.rate_names[top]}, latent MSE: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in split.items()), flush=True)
+                  + figures(split), flush=True)
     return 0
 
 

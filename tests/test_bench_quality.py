@@ -12,6 +12,7 @@ import torch
 
 from bench.clips import center_crop, read_clip
 from model import S2VC, tiny
+from model.dpb import DecodedPictureBuffer
 from model.video_io import write_png_folder
 from tests.test_codec import clip
 from tests.test_train_merge import SMALL
@@ -122,9 +123,11 @@ def test_bench_ceilings_splits_the_iframe_and_pframe_errors(small_model: Path, p
     assert lines[1].startswith("frame 1 (P) at q4, latent MSE: copy of its reference ")
     assert lines[2].startswith("frame 2 (P) at q4, latent MSE: copy of its reference ")
     for line in lines:
-        values = dict(re.findall(r"(coded|best y_hat|best f_pix) ([\d.]+)", line))
-        coded, best_y, best_f = (float(values[k]) for k in ("coded", "best y_hat", "best f_pix"))
+        values = {k: float(v) for k, v in re.findall(r"(coded|best y_hat|best f_pix|refined y|refined bpp) ([\d.]+)",
+                                                     line)}
+        coded, best_y, best_f = (values[k] for k in ("coded", "best y_hat", "best f_pix"))
         assert best_f < coded and best_y <= coded  # descent from the coded tensors lowers the error
+        assert values["refined y"] > 0 and values["refined bpp"] > 0
 
 
 def test_descend_reaches_a_reachable_target() -> None:
@@ -169,3 +172,21 @@ def test_bench_latent_drift_sets_each_p_frame_beside_copying(small_model: Path, 
         bench("bench_latent_drift").main(["--model", str(small_model), "--clip", str(png_clip), "--fps", "25",
                                           "--max-size", "32x32"])
     assert "at least 64x64" in capsys.readouterr().err
+
+
+def test_refined_y_without_steps_is_the_coded_frame(small_model: Path) -> None:
+    """refine_y with no Adam step codes the encoder's own y: the coded figures, bits included (the plumbing)."""
+    ceilings = bench("bench_ceilings")
+    model = S2VC.from_pretrained(small_model).eval()
+    x = torch.from_numpy(clip(3, 64, 64)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        target = model.vae.encode(x)
+    i_split = ceilings.split_iframe_error(model, x[:1], target[:1], 2, 0, 1.0)
+    assert i_split["refined y"] == pytest.approx(i_split["coded"], rel=1e-5)
+    p_split = ceilings.split_pframe_error(model, x, target, 2, 0, 1.0)
+    assert p_split["refined y"] == pytest.approx(p_split["coded"], rel=1e-5)
+    dpb = DecodedPictureBuffer(model.config.reset_interval)
+    with torch.no_grad():
+        bits = [model.code_frame(dpb, 2, x=x[t : t + 1])["bits"] for t in range(3)]
+    assert i_split["refined bpp"] == pytest.approx(bits[0] / (64 * 64), rel=1e-5)
+    assert p_split["refined bpp"] == pytest.approx(bits[2] / (64 * 64), rel=1e-5)
