@@ -34,7 +34,9 @@ encoder; refined P-frames that cost as much as an I-frame put it on the P decode
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -149,6 +151,23 @@ def refine_y(codec: torch.nn.Module, encoder: torch.nn.Module, generate, goal: t
     return float(((latent - goal) ** 2).mean()), float(bits.sum()) / pixels
 
 
+@contextlib.contextmanager
+def decoder_inputs(codec: torch.nn.Module) -> Iterator[list]:
+    """While in use, the list holds the arguments of the codec's latest `_outputs` call: its decoder's inputs."""
+    seen: list = []
+    outputs = codec._outputs
+
+    def recording(*args: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen[:] = args
+        return outputs(*args)
+
+    codec._outputs = recording  # an instance attribute shadows the method
+    try:
+        yield seen
+    finally:
+        del codec._outputs
+
+
 class Recorded:
     """Records a module's latest call inputs in `module.last_inputs` while in use."""
 
@@ -168,19 +187,9 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
     """The I-frame's latent MSE at `rate`: coded, with the best y_hat for its decoder, with the best f_pix for the
     generator, and (with its bpp) with y refined for the rate-distortion loss (see the module docstring)."""
     intra, unet = model.intra, model.unet
-    seen: dict[str, torch.Tensor] = {}
-    outputs = intra._outputs
-
-    def recording(y_hat: torch.Tensor, y_semantic: torch.Tensor) -> dict[str, torch.Tensor]:
-        seen.update(y_hat=y_hat, y_semantic=y_semantic)
-        return outputs(y_hat, y_semantic)
-
-    intra._outputs = recording  # an instance attribute shadows the method for this frame only
-    try:
-        with torch.no_grad(), Recorded(intra), Recorded(intra.enc):
-            out = intra(x, target, rate)
-    finally:
-        del intra._outputs
+    with torch.no_grad(), decoder_inputs(intra) as seen, Recorded(intra), Recorded(intra.enc):
+        out = intra(x, target, rate)
+    y_hat, y_semantic = seen
 
     def generate(f_pix: torch.Tensor) -> torch.Tensor:
         return unet.generate(f_pix, out["tokens"], "iframe")[0]
@@ -188,7 +197,7 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
     with torch.no_grad():
         coded = float(((generate(out["f_pix"]) - target) ** 2).mean())
     with torch.enable_grad():
-        best_y = descend(lambda y: generate(intra.dec(y, seen["y_semantic"])), seen["y_hat"], target, steps, 0.1)
+        best_y = descend(lambda y: generate(intra.dec(y, y_semantic)), y_hat, target, steps, 0.1)
         best_f = descend(generate, out["f_pix"], target, steps, 0.05)
     pixels = x.shape[-1] * x.shape[-2]
     refined, bpp = refine_y(intra, intra.enc, lambda o: unet.generate(o["f_pix"], o["tokens"], "iframe")[0],
@@ -210,32 +219,22 @@ def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
     goal = target[last:]
     copy = float(((dpb.ref_latent - goal) ** 2).mean())
     feats_in = [f.float() for f in dpb.ref_unet_features]
-    seen: dict[str, torch.Tensor] = {}
-    outputs = inter._outputs
-
-    def recording(y_hat: torch.Tensor, ctx: torch.Tensor) -> dict[str, torch.Tensor]:
-        seen.update(y_hat=y_hat, ctx=ctx)
-        return outputs(y_hat, ctx)
-
-    inter._outputs = recording  # an instance attribute shadows the method for this frame only
-    try:
-        with torch.no_grad(), Recorded(inter), Recorded(inter.encoder):
-            out = model.code_frame(dpb, rate, x=x[last:])
-    finally:
-        del inter._outputs
+    with torch.no_grad(), decoder_inputs(inter) as seen, Recorded(inter), Recorded(inter.encoder):
+        out = model.code_frame(dpb, rate, x=x[last:])
+    y_hat, ctx = seen
     coded = float(((out["latent"] - goal) ** 2).mean())
     with torch.no_grad():
-        fixed = outputs(seen["y_hat"], seen["ctx"])
+        fixed = inter._outputs(y_hat, ctx)
 
     def from_y(y: torch.Tensor) -> torch.Tensor:
-        o = outputs(y, seen["ctx"])
+        o = inter._outputs(y, ctx)
         return unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0]
 
     def from_f(f_pix: torch.Tensor) -> torch.Tensor:
         return unet.generate(f_pix, fixed["tokens"], "pframe", feats_in)[0]
 
     with torch.enable_grad():
-        best_y = descend(from_y, seen["y_hat"], goal, steps, 0.1)
+        best_y = descend(from_y, y_hat, goal, steps, 0.1)
         best_f = descend(from_f, fixed["f_pix"], goal, steps, 0.05)
     refined, bpp = refine_y(inter, inter.encoder,
                             lambda o: unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0],
