@@ -323,6 +323,23 @@ def test_overrides_may_add_the_p_encoder_s_latent_input_at_zero() -> None:
         with_overrides(new, {"inter_latent_input": False})
 
 
+def test_lr_scale_gives_matching_parameters_their_own_learning_rate() -> None:
+    from model.codec import S2VC
+    from model.config import tiny
+    from model.train.loop import param_groups, select_trainable
+
+    small = {k: tuple(v) if isinstance(v, list) else v for k, v in SMALL.items()}
+    model = S2VC(tiny().replace(**small, inter_latent_input=True))
+    params = select_trainable(model, (r"^inter\.",))
+    groups = param_groups(model, params, 1e-4, {r"^inter\.latent_emb\.": 100})
+    assert [g["lr"] for g in groups] == [1e-4, pytest.approx(1e-2)]
+    assert groups[1]["params"] == [model.inter.latent_emb.weight, model.inter.latent_emb.bias]
+    assert sum(len(g["params"]) for g in groups) == len(params)
+    assert param_groups(model, params, 1e-4, {}) == [{"params": params, "lr": 1e-4}]
+    with pytest.raises(ValueError, match=r"match no trained parameter: \['\^intra'\]"):
+        param_groups(model, params, 1e-4, {"^intra": 10})  # intra is not trained here
+
+
 def test_overrides_back_to_taef2_s_decoder_layout_load_its_pretrained_decoder(shared_data: Path) -> None:
     from model.codec import S2VC
     from model.config import tiny

@@ -104,6 +104,9 @@ class TrainConfig:
     channels_last: bool = False  # NHWC weights and activations (tensor-core convolutions on GPUs)
     pin_memory: bool = False  # page-locked batches for asynchronous host-to-GPU copies (CUDA only)
     trainable: list[str] = field(default_factory=list)  # empty: TRAINABLE[stage]
+    # {regex: factor}: trained parameters whose name matches get lr * factor (first match), e.g. a branch added at
+    # zero ({"^inter\\.latent_emb\\.": 100}); every pattern must match a trained parameter
+    lr_scale: dict[str, float] = field(default_factory=dict)
     # > 0: keep an exponential moving average of the trained parameters (diffusers' EMAModel; its decay warms up
     # as (1 + n) / (10 + n), capped here). Held-out evaluation and final/ use the averaged weights.
     ema_decay: float = 0.0

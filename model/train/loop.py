@@ -167,6 +167,26 @@ def select_trainable(model: nn.Module, patterns: tuple[str, ...]) -> list[nn.Par
     return chosen
 
 
+def param_groups(model: nn.Module, params: list[nn.Parameter], lr: float,
+                 scales: dict[str, float]) -> list[dict[str, Any]]:
+    """The optimiser's groups: `params` at `lr`, those whose name matches a pattern of `scales` (first match) at
+    lr * its factor. A pattern that matches no trained parameter is an error (a typo would change nothing)."""
+    regexes = [(re.compile(p), float(f)) for p, f in scales.items()]
+    chosen = {id(p) for p in params}
+    groups: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, param in model.named_parameters():
+        if id(param) not in chosen:
+            continue
+        factor = next(((i, f) for i, (r, f) in enumerate(regexes) if r.search(name)), (None, 1.0))
+        used.add(factor[0])
+        groups.setdefault(factor[1], []).append(param)
+    if unused := [p for i, p in enumerate(scales) if i not in used]:
+        raise ValueError(f"lr_scale patterns match no trained parameter: {unused}")
+    ordered = sorted(groups.items(), key=lambda item: item[0] != 1.0)  # the run's own lr first (it is logged)
+    return [{"params": g, "lr": lr * f} for f, g in ordered]
+
+
 def enable_gradient_checkpointing(model: nn.Module) -> int:
     """Turn on diffusers' gradient checkpointing in every sub-model that supports it; returns how many."""
     count = 0
@@ -301,8 +321,8 @@ class Trainer:
         reset = cfg.cascade_reset_interval if cfg.stage == "cascade" else None
         coder = ClipCoder(model, cfg.decode, reset, iframe_grad=cfg.stage == "intra",
                           decoder_input=cfg.decoder_input if cfg.stage == "decoder" else None)
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                      **optimizer_kwargs(cfg.optimizer_kernel))
+        optimizer = torch.optim.AdamW(param_groups(model, params, cfg.lr, cfg.lr_scale), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay, **optimizer_kwargs(cfg.optimizer_kernel))
         self.horizon = cfg.max_steps  # where the cosine ends: fewer steps when a time budget ends the run first
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, cfg.warmup_steps, self.horizon))
