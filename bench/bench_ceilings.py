@@ -120,14 +120,13 @@ def refine_y(codec: torch.nn.Module, encoder: torch.nn.Module, generate, goal: t
     `codec` and its `encoder` ran last on the frame under `Recorded`; `generate(out)` turns the codec's output into
     the x0 latent. The encoder's first output (y) becomes a leaf tensor, trained with straight-through rounding,
     then coded as in eval mode."""
-    forward, was_training = encoder.forward, codec.training
+    was_training = codec.training
 
     def code() -> tuple[torch.Tensor, torch.Tensor]:
         out = codec(*codec.last_inputs)
         return generate(out), out["bits"]
 
-    with torch.no_grad():
-        first = forward(*encoder.last_inputs)
+    first = encoder.last_output
     rest = first[1:] if isinstance(first, tuple) else ()
     y = (first[0] if rest else first).detach().clone().requires_grad_(True)
     encoder.forward = lambda *args: (y, *rest) if rest else y  # an instance attribute shadows the method
@@ -145,7 +144,7 @@ def refine_y(codec: torch.nn.Module, encoder: torch.nn.Module, generate, goal: t
         with torch.no_grad():
             latent, bits = code()
     finally:
-        del encoder.forward, encoder.last_inputs, codec.last_inputs
+        del encoder.forward, encoder.last_inputs, encoder.last_output, codec.last_inputs, codec.last_output
         codec.train(was_training)
         codec.train_quant = quant
     return float(((latent - goal) ** 2).mean()), float(bits.sum()) / pixels
@@ -169,13 +168,16 @@ def decoder_inputs(codec: torch.nn.Module) -> Iterator[list]:
 
 
 class Recorded:
-    """Records a module's latest call inputs in `module.last_inputs` while in use."""
+    """Records a module's latest call in `module.last_inputs` (positional) and `module.last_output` while in use."""
 
     def __init__(self, module: torch.nn.Module):
         self.module = module
 
     def __enter__(self) -> torch.nn.Module:
-        self.handle = self.module.register_forward_pre_hook(lambda m, args: setattr(m, "last_inputs", args))
+        def record(module: torch.nn.Module, args: tuple, output: object) -> None:
+            module.last_inputs, module.last_output = args, output
+
+        self.handle = self.module.register_forward_hook(record)
         return self.module
 
     def __exit__(self, *exc: object) -> None:
@@ -191,8 +193,8 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
         out = intra(x, target, rate)
     y_hat, y_semantic = seen
 
-    def generate(f_pix: torch.Tensor) -> torch.Tensor:
-        return unet.generate(f_pix, out["tokens"], "iframe")[0]
+    def generate(f_pix: torch.Tensor, tokens: torch.Tensor = out["tokens"]) -> torch.Tensor:
+        return unet.generate(f_pix, tokens, "iframe")[0]
 
     with torch.no_grad():
         coded = float(((generate(out["f_pix"]) - target) ** 2).mean())
@@ -200,8 +202,8 @@ def split_iframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
         best_y = descend(lambda y: generate(intra.dec(y, y_semantic)), y_hat, target, steps, 0.1)
         best_f = descend(generate, out["f_pix"], target, steps, 0.05)
     pixels = x.shape[-1] * x.shape[-2]
-    refined, bpp = refine_y(intra, intra.enc, lambda o: unet.generate(o["f_pix"], o["tokens"], "iframe")[0],
-                            target, pixels, lam, steps)
+    refined, bpp = refine_y(intra, intra.enc, lambda o: generate(o["f_pix"], o["tokens"]), target, pixels, lam,
+                            steps)
     return {"coded": coded, "best y_hat": best_y, "best f_pix": best_f, "refined y": refined, "refined bpp": bpp}
 
 
@@ -226,19 +228,16 @@ def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
     with torch.no_grad():
         fixed = inter._outputs(y_hat, ctx)
 
-    def from_y(y: torch.Tensor) -> torch.Tensor:
-        o = inter._outputs(y, ctx)
+    def x0(o: dict[str, torch.Tensor]) -> torch.Tensor:
         return unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0]
 
     def from_f(f_pix: torch.Tensor) -> torch.Tensor:
-        return unet.generate(f_pix, fixed["tokens"], "pframe", feats_in)[0]
+        return x0({"f_pix": f_pix, "tokens": fixed["tokens"]})
 
     with torch.enable_grad():
-        best_y = descend(from_y, y_hat, goal, steps, 0.1)
+        best_y = descend(lambda y: x0(inter._outputs(y, ctx)), y_hat, goal, steps, 0.1)
         best_f = descend(from_f, fixed["f_pix"], goal, steps, 0.05)
-    refined, bpp = refine_y(inter, inter.encoder,
-                            lambda o: unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0],
-                            goal, x.shape[-1] * x.shape[-2], lam, steps)
+    refined, bpp = refine_y(inter, inter.encoder, x0, goal, x.shape[-1] * x.shape[-2], lam, steps)
     return {"copy of its reference": copy, "coded": coded, "best y_hat": best_y, "best f_pix": best_f,
             "refined y": refined, "refined bpp": bpp}
 
@@ -262,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--taef2", help="folder of the TAEF2 weights (default: the model package's lookup)")
     parser.add_argument("--optimise", type=int, default=0, metavar="N",
-                        help="also split the I-frame's latent error at the top rate point (N Adam steps; ~300)")
+                        help="also split the latent error of the I-frame and the first two P-frames at the top "
+                             "rate point (N Adam steps; ~300)")
     parser.add_argument("--lam", type=float, default=None,
                         help="--optimise: the refined y's lambda on latent MSE (default: the training config's "
                              "lambda of the top rate point times its latent weight)")

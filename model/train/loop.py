@@ -171,17 +171,17 @@ def param_groups(model: nn.Module, params: list[nn.Parameter], lr: float,
                  scales: dict[str, float]) -> list[dict[str, Any]]:
     """The optimiser's groups: `params` at `lr`, those whose name matches a pattern of `scales` (first match) at
     lr * its factor. A pattern that matches no trained parameter is an error (a typo would change nothing)."""
-    regexes = [(re.compile(p), float(f)) for p, f in scales.items()]
+    patterns = list(scales)
+    regexes = [re.compile(p) for p in patterns]
     chosen = {id(p) for p in params}
     groups: dict[float, list[nn.Parameter]] = {}
-    used = set()
+    used: set[str] = set()
     for name, param in model.named_parameters():
-        if id(param) not in chosen:
-            continue
-        factor = next(((i, f) for i, (r, f) in enumerate(regexes) if r.search(name)), (None, 1.0))
-        used.add(factor[0])
-        groups.setdefault(factor[1], []).append(param)
-    if unused := [p for i, p in enumerate(scales) if i not in used]:
+        if id(param) in chosen:
+            pattern = next((p for p, r in zip(patterns, regexes) if r.search(name)), None)
+            used.add(pattern)
+            groups.setdefault(1.0 if pattern is None else float(scales[pattern]), []).append(param)
+    if unused := [p for p in patterns if p not in used]:
         raise ValueError(f"lr_scale patterns match no trained parameter: {unused}")
     ordered = sorted(groups.items(), key=lambda item: item[0] != 1.0)  # the run's own lr first (it is logged)
     return [{"params": g, "lr": lr * f} for f, g in ordered]
