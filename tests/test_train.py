@@ -249,6 +249,27 @@ def test_ema_weights_resume_and_go_to_final(tmp_path: Path, taef2_files: Path) -
         _small_config(tmp_path, ema_decay=1.0)
 
 
+def test_p_stage_evaluation_sets_the_p_frames_beside_copying_their_reference(tmp_path: Path, taef2_files: Path) -> None:
+    from model.train.loop import Trainer, copy_latent_mse
+
+    gen = torch.Generator().manual_seed(0)
+    latents = [torch.randn(2, 4, 3, 3, generator=gen) for _ in range(3)]
+    outs = [{"frame_type": kind, "latent": lat, "latent_hat": lat + 0.5}
+            for kind, lat in zip(("I", "reset", "P"), latents)]
+    expected = torch.stack([(latents[t - 1] + 0.5 - latents[t]).pow(2).flatten(1).mean(1) for t in (1, 2)]).mean(0)
+    assert torch.allclose(copy_latent_mse(outs), expected)
+    with pytest.raises(ValueError, match="no P-frame"):
+        copy_latent_mse(outs[:1])
+
+    torch.set_num_threads(1)
+    trainer = Trainer(_small_config(tmp_path, val_fraction=0.5, eval_samples=1), items=_items())
+    rows = trainer.evaluate()
+    assert [r["rate"] for r in rows] == [0, 1, 2, 3, 4]
+    assert all(r["copy_latent_mse"] > 0 and r["latent_mse"] > 0 for r in rows)
+    assert all("copy_latent_mse" not in r for r in Trainer(_small_config(
+        tmp_path, stage="intra", num_frames=1, val_fraction=0.5, eval_samples=1), items=_items()).evaluate())
+
+
 def test_stages_train_the_right_parts() -> None:
     from model.codec import S2VC
     from model.config import tiny

@@ -265,6 +265,18 @@ def clip_loss(criterion: RateDistortionLoss, outs: list[dict], frames: torch.Ten
     return torch.stack(losses).mean(), {k: torch.stack(v).mean(0) for k, v in terms.items()}
 
 
+def copy_latent_mse(outs: list[dict]) -> torch.Tensor:
+    """Per sample [B]: the mean latent MSE of copying each P-frame's reference (the previous frame's x0) instead of
+    coding it, over the P-frames of a clip; a P side whose `latent_mse` is not well below it ignores its reference."""
+    errors = [
+        (outs[t - 1]["latent_hat"].float() - out["latent"].float()).pow(2).flatten(1).mean(1)
+        for t, out in enumerate(outs) if out["frame_type"] != "I"
+    ]
+    if not errors:
+        raise ValueError("the clip has no P-frame to copy a reference into")
+    return torch.stack(errors).mean(0)
+
+
 def batch_rates(seed: int, step: int, rank: int, batch: int, num_rates: int) -> torch.Tensor:
     """Random rate index per sample, a pure function of (seed, step, rank)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 1009 + rank)
@@ -451,7 +463,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> list[dict[str, float]]:
         """Mean bpp / PSNR / ST-LPIPS (as configured) of `eval_samples` held-out clips at every rate point, with
-        the averaged weights when `ema_decay` is set."""
+        the averaged weights when `ema_decay` is set; P stages add `copy_latent_mse` (see `copy_latent_mse`)."""
         if self.val_dataset is None:
             return []
         with self.averaged_weights():
@@ -470,6 +482,8 @@ class Trainer:
                 with self.accelerator.autocast():
                     outs = coder(frames, rate)
                     _, terms = clip_loss(self.criterion, outs, frames, rate, cfg.stage)
+                if cfg.stage in P_STAGES:
+                    terms = {**terms, "copy_latent_mse": copy_latent_mse(outs)}
                 for k, v in terms.items():
                     acc_terms.setdefault(k, []).append(float(v.float().mean()))
             rows.append({"rate": r, **{k: sum(v) / len(v) for k, v in acc_terms.items()}})
