@@ -47,6 +47,7 @@ from bench.clips import BASKETBALL, read_clip
 from model import load_model
 from model.codec import to_model_frames
 from model.dpb import FRAME_I, DecodedPictureBuffer
+from model.inter import RefState
 from model.train.config import LATENT_ONLY, TrainConfig
 from model.train.losses import STLPIPS
 
@@ -220,6 +221,7 @@ def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
             model.code_frame(dpb, rate, x=x[t : t + 1])
     goal = target[last:]
     copy = float(((dpb.ref_latent - goal) ** 2).mean())
+    reference = RefState(ref_latent=dpb.ref_latent)
     feats_in = [f.float() for f in dpb.ref_unet_features]
     with torch.no_grad(), decoder_inputs(inter) as seen, Recorded(inter), Recorded(inter.encoder):
         out = model.code_frame(dpb, rate, x=x[last:])
@@ -229,7 +231,7 @@ def split_pframe_error(model, x: torch.Tensor, target: torch.Tensor, rate: int, 
         fixed = inter._outputs(y_hat, ctx)
 
     def x0(o: dict[str, torch.Tensor]) -> torch.Tensor:
-        return unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0]
+        return inter.add_reference(unet.generate(o["f_pix"], o["tokens"], "pframe", feats_in)[0], reference)
 
     def from_f(f_pix: torch.Tensor) -> torch.Tensor:
         return x0({"f_pix": f_pix, "tokens": fixed["tokens"]})

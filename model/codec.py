@@ -239,6 +239,7 @@ class S2VC(nn.Module):
                     out = self.inter(x, ref, rate, latent_in)
                 feats_in = [f.float() for f in dpb.ref_unet_features]
                 latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "pframe", feats_in)
+                latent = self.inter.add_reference(latent, ref)
             dpb.update(latent, out["feature"], feats)
         bits, release = out.get("bits"), out.get("release_bits")
         return {  # the sums stay tensors (on the device): `code_frame` reads them, `iter_encode` fetches them
@@ -346,6 +347,7 @@ class S2VC(nn.Module):
                 )
                 out = self.inter(x, ref, rate, target if self.config.inter_latent_input else None)
                 latent, feats = self.unet.generate(out["f_pix"], out["tokens"], "pframe", dpb.ref_unet_features)
+                latent = self.inter.add_reference(latent, ref)
                 dpb.update(latent, out["feature"], feats)
             record = {
                 "frame_type": kind,

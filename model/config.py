@@ -62,6 +62,10 @@ class S2VCConfig:
     # not in the release: the P encoder also sees the autoencoder's latent of the frame (as the I encoder does),
     # through a zero-initialised 1x1 `latent_emb` added to `pix_emb` (encoder side only: the bitstream is unchanged)
     inter_latent_input: bool = False
+    # not in the release: a P-frame's x0 is the generator's x0 plus `x0_skip` (a per-channel gain, starting at zero)
+    # times its reference x0 latent, which the decoder holds too (the bitstream is unchanged): the P side can start
+    # from copying its reference and code what changed, as the closed-loop latent residual of the naive floor does
+    inter_x0_skip: bool = False
 
     # --- shared ---
     norm_groups: int = 32  # GroupNorm groups of ResnetBlock / AttnBlock / vae_reduction

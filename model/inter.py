@@ -13,6 +13,10 @@ gain `y_q_scale` [R, Y, 1, 1] multiplies y / q_dec (and the predicted means and 
 With `config.inter_latent_input` (not in the release) the encoder's input is `pix_emb(x) + latent_emb(latent)`,
 the frame's autoencoder latent through a 1x1 conv that starts at zero (the model computes what it did without it);
 only the encoder needs the latent, so decoding and the bitstream are unchanged.
+
+With `config.inter_x0_skip` (not in the release) `add_reference` adds `x0_skip` (a per-channel gain [1, C, 1, 1],
+starting at zero) times the reference x0 latent to the generator's x0 of a P-frame; encoder and decoder both hold
+that reference, so the bitstream is unchanged.
 """
 from __future__ import annotations
 
@@ -173,6 +177,9 @@ class InterCodec(nn.Module):
         self.bit_estimator_z = BitEstimator(z_ch, qp_num=config.num_rates)
         self.pix_emb = nn.Conv2d(3, ch, 8, stride=8)
         self.latent_emb = zero_conv1x1(config.latent_channels, ch) if config.inter_latent_input else None
+        self.x0_skip = (
+            nn.Parameter(torch.zeros(1, config.latent_channels, 1, 1)) if config.inter_x0_skip else None
+        )
         self.feature_adaptor_i = ResBlock(config.latent_channels, ch)
         self.feature_adaptor_p = ResBlock(ch)
         self.feature_extractor = FeatureExtractor(ch)
@@ -274,6 +281,15 @@ class InterCodec(nn.Module):
             "f_pix": self.recon_pix(feature),
             "tokens": semantic.flatten(2).transpose(1, 2),
         }
+
+    def add_reference(self, x0: torch.Tensor, ref: RefState) -> torch.Tensor:
+        """The P-frame's x0 latent: the generator's `x0`, plus `x0_skip` x the reference x0 with `inter_x0_skip`."""
+        if self.x0_skip is None:
+            return x0
+        if ref.ref_latent is None or ref.ref_latent.shape != x0.shape:
+            got = None if ref.ref_latent is None else tuple(ref.ref_latent.shape)
+            raise ValueError(f"inter_x0_skip needs the reference x0 latent of shape {tuple(x0.shape)}, got {got}")
+        return x0 + self.x0_skip * ref.ref_latent.to(x0.dtype)
 
     # ------------------------------------------------------------------------------------------ training / estimate
     def forward(

@@ -14,6 +14,7 @@ import torch
 
 from model import S2VC, BitstreamError, ModelMismatchError, tiny
 from model.bitstream import FrameRecord, read_stream, write_stream
+from model.inter import RefState
 from model.video_io import read_video
 from tests.test_entropy_models import single_thread  # noqa: F401 (autouse)
 
@@ -197,3 +198,32 @@ def test_p_encoder_fed_the_latent_round_trips_bit_exactly():
     assert fed_payloads[1] != zero_payloads[1] and fed_payloads[2] != zero_payloads[2]
     decoded, _ = fed.decompress(data)
     assert np.array_equal(decoded, recon)
+
+
+def test_p_frames_with_the_reference_skip_start_unchanged_and_round_trip_bit_exactly():
+    """`inter_x0_skip`: at its zero start the stream and pictures are the model's without it; a non-zero gain adds
+    the reference x0 to every P-frame's x0 (in training's forward pass too) and the decoder, which holds the same
+    reference, reproduces the encoder's pictures exactly."""
+    frames = clip(3, 64, 96)
+    skip = S2VC(tiny().replace(reset_interval=RESET_INTERVAL, inter_x0_skip=True)).eval()
+    skip.load_state_dict(tiny_model().state_dict(), strict=False)
+    plain_data, plain_recon = encode(tiny_model(), frames, 1)
+    zero_data, zero_recon = encode(skip, frames, 1)
+    assert np.array_equal(zero_recon, plain_recon)
+    assert [r.payload for r in read_stream(zero_data)[1]] == [r.payload for r in read_stream(plain_data)[1]]
+
+    with torch.no_grad():
+        skip.inter.x0_skip.fill_(0.7)
+    skip.invalidate_hash()
+    data, recon = encode(skip, frames, 1)
+    assert np.array_equal(recon[0], plain_recon[0]) and not np.array_equal(recon[1:], plain_recon[1:])
+    decoded, _ = skip.decompress(data)
+    assert np.array_equal(decoded, recon)
+
+    x = torch.from_numpy(frames[:, :, :64]).permute(0, 3, 1, 2).float()[None] / 127.5 - 1
+    outs = skip.forward_frames(x, 1, decode=False)
+    outs[2]["latent_hat"].pow(2).mean().backward()
+    assert skip.inter.x0_skip.grad is not None and skip.inter.x0_skip.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="reference x0 latent"):
+        skip.inter.add_reference(outs[1]["latent_hat"], dataclasses.replace(RefState(), ref_latent=None))
+

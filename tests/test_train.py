@@ -328,7 +328,7 @@ def test_overrides_on_a_pretrained_model_keep_every_fitting_weight(tmp_path: Pat
         with_overrides(old, {"inter_channels": 48})
 
 
-def test_overrides_may_add_the_p_encoder_s_latent_input_at_zero() -> None:
+def test_overrides_may_add_the_p_side_s_zero_started_options() -> None:
     from model.codec import S2VC
     from model.config import tiny
     from model.train.loop import with_overrides
@@ -342,6 +342,8 @@ def test_overrides_may_add_the_p_encoder_s_latent_input_at_zero() -> None:
     assert not new_state["inter.latent_emb.weight"].any() and not new_state["inter.latent_emb.bias"].any()
     with pytest.raises(ValueError, match="outside the decoder"):  # removing it would drop trained weights
         with_overrides(new, {"inter_latent_input": False})
+    skip = with_overrides(old, {"inter_x0_skip": True}).state_dict()
+    assert sorted(set(skip) - set(old_state)) == ["inter.x0_skip"] and not skip["inter.x0_skip"].any()
 
 
 def test_lr_scale_gives_matching_parameters_their_own_learning_rate() -> None:

@@ -114,7 +114,8 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
-ADDED_AT_ZERO = ("inter.latent_emb.",)  # config.inter_latent_input's branch, zero-initialised
+# zero-initialised additions: config.inter_latent_input's branch, config.inter_x0_skip's gain
+ADDED_AT_ZERO = ("inter.latent_emb.", "inter.x0_skip")
 
 
 def with_overrides(model: nn.Module, overrides: dict) -> nn.Module:
