@@ -190,3 +190,27 @@ def test_refined_y_without_steps_is_the_coded_frame(small_model: Path) -> None:
         bits = [model.code_frame(dpb, 2, x=x[t : t + 1])["bits"] for t in range(3)]
     assert i_split["refined bpp"] == pytest.approx(bits[0] / (64 * 64), rel=1e-5)
     assert p_split["refined bpp"] == pytest.approx(bits[2] / (64 * 64), rel=1e-5)
+
+
+def test_bench_fit_one_clip_trains_on_the_clip_and_leaves_the_model(small_model: Path, png_clip: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+    import tempfile
+
+    weights = small_model / "model.safetensors"
+    before = hashlib.sha256(weights.read_bytes()).hexdigest()
+    bench("bench_fit_one_clip").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "3",
+                                      "--crop", "64x64", "--steps", "2", "--every", "1", "--lr", "1e-2"])
+    out = capsys.readouterr().out.splitlines()
+    assert "3 frames 64x64" in out[0] and out[1].split() == ["step", "q0", "q4"]
+    rows = [line.split() for line in out[2:]]
+    assert [r[0] for r in rows] == ["0", "1", "2"]
+    figures = [[float(v) for v in r[1:] if v != "/"] for r in rows]
+    assert all(len(f) == 6 and all(v >= 0 for v in f) for f in figures)
+    assert figures[2] != figures[0]  # the P side trained
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == before
+    assert not list(Path(tempfile.gettempdir()).glob("s2vc-fit-*"))
+    for bad, message in ((["--frames", "2"], "at least 3"), (["--crop", "64x80", "--frames", "3"], "multiples of 64")):
+        with pytest.raises(SystemExit):
+            bench("bench_fit_one_clip").main(["--model", str(small_model), "--clip", str(png_clip), *bad])
+        assert message in capsys.readouterr().err
