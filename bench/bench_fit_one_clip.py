@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +41,10 @@ def p_frame_figures(model, clip: torch.Tensor, rate: int) -> tuple[float, float,
     return float(mse), float(copy_latent_mse(outs).mean()), float(bpp)
 
 
-def fit(trainer: Trainer, clip: torch.Tensor, steps: int, every: int) -> list[dict]:
-    """Train `steps` steps on `clip` [1,T,3,H,W]; one row of figures at step 0 and every `every` steps."""
+def fit(trainer: Trainer, clip: torch.Tensor, steps: int, every: int) -> Iterator[dict]:
+    """Train `steps` steps on `clip` [1,T,3,H,W]; yields one row of figures at step 0 and every `every` steps."""
     model = trainer.model
     top = trainer.num_rates - 1
-    rows = []
     for step in range(steps + 1):
         if step:
             trainer.train_step(clip)
@@ -55,8 +55,7 @@ def fit(trainer: Trainer, clip: torch.Tensor, steps: int, every: int) -> list[di
             for rate in (0, top):
                 row[rate] = p_frame_figures(model, clip, rate)
             trainer.set_modes()
-            rows.append(row)
-    return rows
+            yield row
 
 
 def main(argv: list[str] | None = None) -> int:
