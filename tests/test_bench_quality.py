@@ -193,10 +193,12 @@ def test_refined_y_without_steps_is_the_coded_frame(small_model: Path) -> None:
 
 
 def test_bench_fit_one_clip_trains_on_the_clip_and_leaves_the_model(small_model: Path, png_clip: Path,
+                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import hashlib
     import tempfile
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the bench's run folder goes here, and must go away
     weights = small_model / "model.safetensors"
     before = hashlib.sha256(weights.read_bytes()).hexdigest()
     bench("bench_fit_one_clip").main(["--model", str(small_model), "--clip", str(png_clip), "--frames", "3",
@@ -209,7 +211,7 @@ def test_bench_fit_one_clip_trains_on_the_clip_and_leaves_the_model(small_model:
     assert all(len(f) == 6 and all(v >= 0 for v in f) for f in figures)
     assert figures[2] != figures[0]  # the P side trained
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == before
-    assert not list(Path(tempfile.gettempdir()).glob("s2vc-fit-*"))
+    assert not list(tmp_path.iterdir())
     for bad, message in ((["--frames", "2"], "at least 3"), (["--crop", "64x80", "--frames", "3"], "multiples of 64")):
         with pytest.raises(SystemExit):
             bench("bench_fit_one_clip").main(["--model", str(small_model), "--clip", str(png_clip), *bad])
