@@ -41,10 +41,9 @@ def p_frame_figures(model, clip: torch.Tensor, rate: int) -> tuple[float, float,
     return float(mse), float(copy_latent_mse(outs).mean()), float(bpp)
 
 
-def fit(trainer: Trainer, clip: torch.Tensor, steps: int, every: int) -> Iterator[dict]:
-    """Train `steps` steps on `clip` [1,T,3,H,W]; yields one row of figures at step 0 and every `every` steps."""
+def fit(trainer: Trainer, clip: torch.Tensor, steps: int, every: int, rates: tuple[int, ...]) -> Iterator[dict]:
+    """Train `steps` steps on `clip` [1,T,3,H,W]; yields the figures at `rates` at step 0 and every `every` steps."""
     model = trainer.model
-    top = trainer.num_rates - 1
     for step in range(steps + 1):
         if step:
             trainer.train_step(clip)
@@ -52,7 +51,7 @@ def fit(trainer: Trainer, clip: torch.Tensor, steps: int, every: int) -> Iterato
         if step % every == 0 or step == steps:
             model.eval()
             row = {"step": step}
-            for rate in (0, top):
+            for rate in rates:
                 row[rate] = p_frame_figures(model, clip, rate)
             trainer.set_modes()
             yield row
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         top = trainer.num_rates - 1
         names = trainer.model.rate_names
         print(f"{'step':>5}  {names[0]:^26}  {names[top]:^26}")
-        for row in fit(trainer, clip, args.steps, args.every):
+        for row in fit(trainer, clip, args.steps, args.every, (0, top)):
             cells = "  ".join("{:.3f} / {:.3f} / {:.4f}".format(*row[r]).center(26) for r in (0, top))
             print(f"{row['step']:>5}  {cells}", flush=True)
     return 0

@@ -225,5 +225,5 @@ def test_p_frames_with_the_reference_skip_start_unchanged_and_round_trip_bit_exa
     outs[2]["latent_hat"].pow(2).mean().backward()
     assert skip.inter.x0_skip.grad is not None and skip.inter.x0_skip.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="reference x0 latent"):
-        skip.inter.add_reference(outs[1]["latent_hat"], dataclasses.replace(RefState(), ref_latent=None))
+        skip.inter.add_reference(outs[1]["latent_hat"], RefState())
 
