@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,6 +29,9 @@ from model.train.data import ClipDataset, StepSampler
 from model.train.losses import PatchDiscriminator, RateDistortionLoss, discriminator_loss
 from model.train.scratch_init import init_one_step_for_scratch
 from model.train.sources import load_sources, split_items
+
+if TYPE_CHECKING:
+    from model.config import S2VCConfig
 
 log = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "step_"
@@ -85,10 +88,9 @@ class TrainState:
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The S2VC model of `cfg`, from `init_from` when given, else fresh (scratch initialisation of the one-step
-    generator) with the pretrained autoencoder loaded."""
+    generator) with the pretrained autoencoder loaded. `model_overrides` apply on top of what `init_from` holds."""
     from model.checkpoints import is_pretrained_folder
     from model.codec import S2VC
-    from model.config import S2VCConfig, preset
 
     source = Path(cfg.init_from) if cfg.init_from else None
     if source is not None and not (source / "model.safetensors").is_file():
@@ -97,21 +99,45 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     if source is not None and is_pretrained_folder(source):  # holds every weight: no TAEF2 files needed
         if cfg.model_config:
             raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config")
-        if cfg.model_overrides:
-            return with_overrides(S2VC.from_pretrained(source), cfg.model_overrides)
-        return S2VC.from_pretrained(source)
-    mcfg = S2VCConfig.load(cfg.model_config) if cfg.model_config else preset(cfg.model_preset)
-    mcfg = S2VCConfig.from_dict({**mcfg.to_dict(), **cfg.model_overrides})  # checks names, lists -> tuples
-    model = S2VC(mcfg)
-    if source is not None:  # an accelerate checkpoint folder of an earlier run of the same model
+        model = S2VC.from_pretrained(source)
+        return with_overrides(model, cfg.model_overrides) if cfg.model_overrides else model
+    saved = checkpoint_model_config(source) if source is not None else None
+    if saved is None:
+        model = S2VC(model_config_of(cfg))
+    else:  # the checkpoint's own run says what it holds; this run's overrides come on top
+        model = S2VC(saved)
+    if source is not None:  # an accelerate checkpoint folder of an earlier run
         from safetensors.torch import load_file
 
         state = load_file(str(source / "model.safetensors"))
         model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()}, strict=True)
-    else:
-        model.vae.load_weights()
-        init_one_step_for_scratch(model)
+        return with_overrides(model, cfg.model_overrides) if saved is not None and cfg.model_overrides else model
+    model.vae.load_weights()
+    init_one_step_for_scratch(model)
     return model
+
+
+def model_config_of(cfg: TrainConfig) -> S2VCConfig:
+    """The config of the model a run of `cfg` trains: its init_from's (a save_pretrained folder's config.json, or
+    what a checkpoint folder's run trained), else model_config or the preset; `model_overrides` on top."""
+    from model.checkpoints import is_pretrained_folder
+    from model.config import S2VCConfig, preset
+
+    source = Path(cfg.init_from) if cfg.init_from else None
+    if source is not None and is_pretrained_folder(source):
+        base = S2VCConfig.load(source / "config.json")
+    elif source is not None and (saved := checkpoint_model_config(source)) is not None:
+        base = saved
+    else:
+        base = S2VCConfig.load(cfg.model_config) if cfg.model_config else preset(cfg.model_preset)
+    return S2VCConfig.from_dict({**base.to_dict(), **cfg.model_overrides})  # checks names, lists -> tuples
+
+
+def checkpoint_model_config(folder: Path) -> S2VCConfig | None:
+    """The config of the model a run's checkpoint folder (out_dir/checkpoints/step_N) holds, from that run's
+    train_config.json; None when the folder has no run beside it."""
+    run_config = folder.parent.parent / "train_config.json"
+    return model_config_of(TrainConfig.load(run_config)) if run_config.is_file() else None
 
 
 # zero-initialised additions: config.inter_latent_input's branch, config.inter_x0_skip's gain

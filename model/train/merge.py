@@ -25,11 +25,9 @@ from model.train.loop import build_model
 
 
 def load_any(folder: str | Path) -> torch.nn.Module:
-    """A model from a save_pretrained folder or from a checkpoint folder of a run (its train_config.json)."""
-    folder = Path(folder)
-    run_config = folder.parent.parent / "train_config.json"
-    cfg = TrainConfig.load(run_config) if run_config.is_file() else TrainConfig()
-    return build_model(cfg.replace(init_from=str(folder)))
+    """A model from a save_pretrained folder or from a checkpoint folder of a run (its train_config.json says
+    which model it trained)."""
+    return build_model(TrainConfig(init_from=str(folder)))
 
 
 def merge(base: torch.nn.Module, take: torch.nn.Module | Sequence[torch.nn.Module], stage: str) -> int:
