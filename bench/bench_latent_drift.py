@@ -7,8 +7,10 @@ For each rate point, frame by frame over the clip's centred crop (a multiple of 
 the generator's x0 against the autoencoder encoder's latent of the input (the training forward, `forward_frames`),
 the latent MSE of copying the previous frame's input latent (an oracle: a decoder has only its own reconstruction;
 it measures how much the clip changes from frame to frame, i.e. the temporal redundancy a P-frame can exploit), and
-the entropy models' bits per pixel. Rising x0 error is drift; P-frame error that stays far above the copy's however
-many bits the P-frames spend means the P side does not turn bits and its reference into fidelity. Asserts nothing.
+the latent MSE of copying the previous frame's *decoded* x0 (what a decoder can do without a bit: its reference, the
+training log's `copy_latent_mse`), and the entropy models' bits per pixel. Rising x0 error is drift; P-frame error
+at or above the decoded copy's however many bits the P-frames spend means the P side does not turn bits and its
+reference into fidelity. --model also takes a checkpoint folder of a training run. Asserts nothing.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.clips import HELD_OUT, center_crop, read_clip  # noqa: E402
 from model.codec import S2VC, to_model_frames  # noqa: E402
+from model.checkpoints import is_pretrained_folder  # noqa: E402
 from model.loading import load_model  # noqa: E402
+from model.train.merge import load_any  # noqa: E402
 
 
 def crop64(frames: np.ndarray, limit: tuple[int, int]) -> np.ndarray:
@@ -40,23 +44,28 @@ def table(model: S2VC, clip: torch.Tensor, rate: int) -> list[str]:
     pixels = clip.shape[-1] * clip.shape[-2]
     x0 = [float((o["latent_hat"] - o["latent"]).pow(2).mean()) for o in out]
     copy = [float((latents[t] - latents[t - 1]).pow(2).mean()) for t in range(1, len(out))]
+    ref = [float((out[t - 1]["latent_hat"] - latents[t]).pow(2).mean()) for t in range(1, len(out))]
     p = list(range(1, len(out)))
+    bpp = [float(o["bits"].sum()) / pixels for o in out]
     rows = [f"{model.rate_names[rate]}: latent variance {float(torch.cat(latents).var()):.3f}",
             "  frame   " + " ".join(f"{t:6d}" for t in range(len(out))),
             "  type    " + " ".join(f"{o['frame_type']:>6s}" for o in out),
             "  x0 MSE  " + " ".join(f"{v:6.3f}" for v in x0),
             "  copy    " + " ".join(["     -"] + [f"{v:6.3f}" for v in copy]),
-            "  bpp     " + " ".join(f"{float(o['bits'].sum()) / pixels:6.4f}" for o in out)]
+            "  ref     " + " ".join(["     -"] + [f"{v:6.3f}" for v in ref]),
+            "  bpp     " + " ".join(f"{v:6.4f}" for v in bpp)]
     if p:
         mean_x0, mean_copy = sum(x0[t] for t in p) / len(p), sum(copy) / len(copy)
         rows.append(f"  P-frames: x0 MSE {mean_x0:.3f} (first {x0[1]:.3f}, last {x0[-1]:.3f}) against copying the "
-                    f"previous input latent (oracle) {mean_copy:.3f} ({mean_x0 / mean_copy:.2f}x)")
+                    f"previous input latent (oracle) {mean_copy:.3f} ({mean_x0 / mean_copy:.2f}x), the previous x0 "
+                    f"{sum(ref) / len(ref):.3f}; {sum(bpp[t] for t in p) / len(p):.4f} bpp (I-frame {bpp[0]:.4f})")
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--model", default=None,
+                        help="model folder or a run's checkpoint folder (default: the bundled model)")
     parser.add_argument("--clip", default=str(HELD_OUT), help="video file or PNG folder (default: bikes.mp4)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate of a PNG folder")
     parser.add_argument("--frames", type=int, default=16)
@@ -70,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     if min(frames.shape[1:3]) < 64 or min(limit) < 64:
         parser.error("the clip and --max-size must both be at least 64x64")
     frames = crop64(frames, limit)  # type: ignore[arg-type]
-    model = load_model(args.model).eval()
+    checkpoint = args.model is not None and (Path(args.model) / "model.safetensors").is_file() \
+        and not is_pretrained_folder(args.model)
+    model = (load_any(args.model) if checkpoint else load_model(args.model)).eval()
     clip = to_model_frames(frames, model.config.pad_multiple)[None]
     rates = [int(r) for r in args.rates.split(",")] if args.rates else sorted({0, len(model.rate_names) - 1})
     print(f"model {args.model or 'bundled'}, {Path(args.clip).name}, {len(frames)} frames, centred crop "

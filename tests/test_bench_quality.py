@@ -160,14 +160,19 @@ def test_bench_latent_drift_sets_each_p_frame_beside_copying(small_model: Path, 
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("3 frames, centred crop 64x64")
     types = out[3].split()[1:]
-    x0, copy = out[4].split()[2:], out[5].split()[1:]
+    x0, copy, ref = out[4].split()[2:], out[5].split()[1:], out[6].split()[1:]
     assert types == ["I", "reset", "P"] and len(x0) == 3 and copy[0] == "-" and len(copy) == 3
+    assert ref[0] == "-" and len(ref) == 3
     frames = torch.from_numpy(clip(3, 80, 96)[:, 8:72, 16:80]).float() / 127.5 - 1
     with torch.no_grad():
         from model.loading import load_model  # the same latents the bench compares against
-        latents = [load_model(str(small_model)).vae.encode(f.permute(2, 0, 1)[None]) for f in frames]
+        model = load_model(str(small_model)).eval()
+        latents = [model.vae.encode(f.permute(2, 0, 1)[None]) for f in frames]
+        coded = model.forward_frames(frames.permute(0, 3, 1, 2)[None], 0, decode=False)
     assert float(copy[1]) == pytest.approx(float((latents[1] - latents[0]).pow(2).mean()), abs=1e-3)
-    assert re.search(r"P-frames: x0 MSE [\d.]+ \(first [\d.]+, last [\d.]+\) against copying", out[7])
+    assert float(ref[2]) == pytest.approx(float((coded[1]["latent_hat"] - latents[2]).pow(2).mean()), abs=1e-3)
+    assert re.search(r"P-frames: x0 MSE [\d.]+ \(first [\d.]+, last [\d.]+\) against copying .* the previous x0 "
+                     r"[\d.]+; [\d.]+ bpp \(I-frame [\d.]+\)", out[8])
     with pytest.raises(SystemExit):
         bench("bench_latent_drift").main(["--model", str(small_model), "--clip", str(png_clip), "--fps", "25",
                                           "--max-size", "32x32"])
