@@ -12,8 +12,8 @@ not paid for). Decoded by TAEF2's own decoder. Also printed: TAEF2 encoder -> de
 rows code the clip in memory (`S2VC.reconstruct`, as bench/bench_quality.py does; bpp is the entropy models'
 estimate) and are set beside the naive code at the same bpp (interpolated in log(bpp) between its two nearest steps;
 pass more --steps, e.g. 1,2,3,4,6,8, when a model's rates lie below the default range), with the verdict: which of
-PSNR-RGB and ST-LPIPS beat it. Metrics are the comparisons package's (`psnr_rgb`, `st_lpips_alex`), clip value =
-mean over frames.
+PSNR-RGB and ST-LPIPS beat it; their latent MSE is the model's decoded x0 against the same TAEF2 latents.
+Metrics are the comparisons package's (`psnr_rgb`, `st_lpips_alex`), clip value = mean over frames.
 """
 from __future__ import annotations
 
@@ -92,10 +92,10 @@ def row(point: Point, floor: list[Point] | None = None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def floor_points(autoencoder: nn.Module, frames: np.ndarray, steps: list[float]) -> Iterator[Point]:
-    """The 'nothing coded' point, then one point per quantiser step."""
+def floor_points(autoencoder: nn.Module, frames: np.ndarray, steps: list[float],
+                 latents: torch.Tensor) -> Iterator[Point]:
+    """The 'nothing coded' point, then one point per quantiser step; `latents` = encode_frames(autoencoder, frames)."""
     t, h, w = frames.shape[:3]
-    latents = encode_frames(autoencoder, frames)
     yield Point("TAEF2 encoder -> TAEF2 decoder, nothing coded", None,
                 *scores(frames, decode_frames(autoencoder, latents, h, w)), 0.0)
     for point in code_latents(latents, steps):
@@ -105,18 +105,27 @@ def floor_points(autoencoder: nn.Module, frames: np.ndarray, steps: list[float])
                     *scores(frames, decoded), mse)
 
 
-def model_points(folder: str, frames: np.ndarray, rates: str) -> Iterator[Point]:
-    """One point per rate point of an S2VC model (bench_quality's in-memory coding)."""
+def model_points(folder: str, frames: np.ndarray, rates: str, target: torch.Tensor) -> Iterator[Point]:
+    """One point per rate point of an S2VC model (bench_quality's in-memory coding). Its latent MSE is its decoded
+    x0 (the frame's part of the padded latent) against `target`, the naive code's TAEF2 latents of the frames, when
+    the model codes in that latent space (a TAEF2 autoencoder); else not measured."""
     model = load_any(folder).eval()
     count = len(model.rate_names)
     chosen = range(count) if rates == "all" else [int(r) for r in rates.split(",")]
     if bad := [r for r in chosen if not 0 <= r < count]:
         raise ValueError(f"rates {bad} are not among {folder}'s 0..{count - 1}")
+    same_space = model.config.vae_type == "taesd" and model.config.latent_channels == target.shape[1] \
+        and model.config.vae_scaling_factor == 1.0
     t, h, w = frames.shape[:3]
     for r in chosen:
         with torch.inference_mode():
-            rec, bits = model.reconstruct(frames, r)
-        yield Point(f"{folder} {model.rate_names[r]}", float(np.sum(bits)) / (t * h * w), *scores(frames, rec))
+            results = list(model.iter_reconstruct(frames, r, keep_latent=same_space))
+        rec, bits = np.stack([f.frame for f in results]), sum(f.bits for f in results)
+        mse = None
+        if same_space:
+            coded = torch.cat([f.latent.float().cpu() for f in results])[..., : target.shape[2], : target.shape[3]]
+            mse = float((coded - target).pow(2).mean())
+        yield Point(f"{folder} {model.rate_names[r]}", float(bits) / (t * h * w), *scores(frames, rec), mse)
 
 
 def parse_steps(text: str) -> list[float]:
@@ -156,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     print("|---" * HEADER.count(" | ") + "|---|", flush=True)
     floor = []
-    for point in floor_points(autoencoder, frames, steps):
+    target = encode_frames(autoencoder, frames)
+    for point in floor_points(autoencoder, frames, steps, target):
         floor.append(point)
         print(row(point), flush=True)
     for folder in args.model:
         try:
-            for point in model_points(folder, frames, args.rates):
+            for point in model_points(folder, frames, args.rates, target):
                 print(row(point, floor), flush=True)
         except ValueError as err:
             parser.error(str(err))

@@ -38,13 +38,15 @@ CODING_THREADS = 1  # CPU threads of every computation the decoder must reproduc
 @dataclass
 class FrameResult:
     """One coded frame: its type, the reconstruction (uint8 RGB), its bits (estimated or real) and, for a real
-    stream, its rate as the official release reports it (`model.release_rate`; None for in-memory estimates)."""
+    stream, its rate as the official release reports it (`model.release_rate`; None for in-memory estimates) and,
+    when asked for (`iter_reconstruct(keep_latent=True)`), its decoded x0 latent [1, C, Hp/8, Wp/8] (padded frame)."""
 
     index: int
     frame_type: str
     frame: np.ndarray | None
     bits: float
     release_bpp: float | None = None
+    latent: torch.Tensor | None = None
 
 
 def to_model_frames(frames: np.ndarray, multiple: int) -> torch.Tensor:
@@ -262,9 +264,10 @@ class S2VC(nn.Module):
     # ------------------------------------------------------------------------------------------ clips in memory
     @torch.no_grad()
     def iter_reconstruct(
-        self, frames: np.ndarray, rate: int, decode: bool = True
+        self, frames: np.ndarray, rate: int, decode: bool = True, keep_latent: bool = False
     ) -> Iterator[FrameResult]:
-        """Code a clip in memory frame by frame, yielding each reconstruction with its estimated bits."""
+        """Code a clip in memory frame by frame, yielding each reconstruction with its estimated bits (and, with
+        `keep_latent`, its decoded x0 latent)."""
         frames = validate_frames(frames)
         h, w = frames.shape[1:3]
         r = self._net_rate(rate)
@@ -274,7 +277,7 @@ class S2VC(nn.Module):
             x = to_model_frames(frames[t : t + 1], self.config.pad_multiple).to(self.device)
             out = self.code_frame(dpb, r, x=x)
             image = self.decode_latent(out["latent"], h, w, out["frame_type"]) if decode else None
-            yield FrameResult(t, out["frame_type"], image, out["bits"])
+            yield FrameResult(t, out["frame_type"], image, out["bits"], latent=out["latent"] if keep_latent else None)
 
     def reconstruct(self, frames: np.ndarray, rate: int) -> tuple[np.ndarray, list[float]]:
         """Code a clip in memory: (reconstructions uint8 [T,H,W,3], estimated bits per frame)."""

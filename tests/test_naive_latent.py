@@ -179,6 +179,16 @@ def test_bench_floor_sets_a_model_beside_the_naive_code(png_clip: Path, tmp_path
     for bpp, psnr, st, _, naive_psnr, naive_st, verdict in model_rows:  # both inside the floor's 0-2 bpp range
         assert (naive_psnr, naive_st) == pytest.approx(module.naive_at(floor, bpp), abs=0.01)
         assert verdict == module.VERDICTS[(psnr > naive_psnr, st < naive_st)]
+    # latent MSE: the model's decoded x0 (the frames' part of its padded latent) against the floor's latents
+    target = module.encode_frames(small_autoencoder(), clip(3, 48, 64))
+    with torch.inference_mode():
+        results = S2VC.from_pretrained(model).eval().iter_reconstruct(clip(3, 48, 64), 0, keep_latent=True)
+        coded = torch.cat([f.latent for f in results])
+    assert coded.shape[-2:] == (8, 8) and target.shape[-2:] == (6, 8)
+    expected = float((coded[..., :6, :8] - target).pow(2).mean())
+    assert model_rows[0][3] == pytest.approx(expected, rel=1e-3)
+    with torch.inference_mode():  # only kept when asked for
+        assert all(f.latent is None for f in S2VC.from_pretrained(model).iter_reconstruct(clip(2, 48, 64), 0, False))
 
 
 def test_bench_floor_refuses_bad_arguments(png_clip: Path, tmp_path: Path,
