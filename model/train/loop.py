@@ -101,11 +101,8 @@ def build_model(cfg: TrainConfig) -> nn.Module:
             raise ValueError("init_from a save_pretrained folder takes its own config; drop model_config")
         model = S2VC.from_pretrained(source)
         return with_overrides(model, cfg.model_overrides) if cfg.model_overrides else model
-    saved = checkpoint_model_config(source) if source is not None else None
-    if saved is None:
-        model = S2VC(model_config_of(cfg))
-    else:  # the checkpoint's own run says what it holds; this run's overrides come on top
-        model = S2VC(saved)
+    saved = checkpoint_model_config(source) if source is not None else None  # what a checkpoint's run trained
+    model = S2VC(model_config_of(cfg) if saved is None else saved)  # with `saved`, the overrides come on top
     if source is not None:  # an accelerate checkpoint folder of an earlier run
         from safetensors.torch import load_file
 
