@@ -26,7 +26,6 @@ sys.path.insert(0, str(REPO))
 
 from bench.clips import HELD_OUT, center_crop, read_clip  # noqa: E402
 from model.codec import S2VC, to_model_frames  # noqa: E402
-from model.checkpoints import is_pretrained_folder  # noqa: E402
 from model.loading import load_model  # noqa: E402
 from model.train.merge import load_any  # noqa: E402
 
@@ -79,9 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if min(frames.shape[1:3]) < 64 or min(limit) < 64:
         parser.error("the clip and --max-size must both be at least 64x64")
     frames = crop64(frames, limit)  # type: ignore[arg-type]
-    checkpoint = args.model is not None and (Path(args.model) / "model.safetensors").is_file() \
-        and not is_pretrained_folder(args.model)
-    model = (load_any(args.model) if checkpoint else load_model(args.model)).eval()
+    model = (load_any(args.model) if args.model else load_model()).eval()  # as bench_quality: any folder
     clip = to_model_frames(frames, model.config.pad_multiple)[None]
     rates = [int(r) for r in args.rates.split(",")] if args.rates else sorted({0, len(model.rate_names) - 1})
     print(f"model {args.model or 'bundled'}, {Path(args.clip).name}, {len(frames)} frames, centred crop "
